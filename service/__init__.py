@@ -1,0 +1,1 @@
+"""SRM Bench service: REST API, SQL results database, dispatch to Ray, CLI."""

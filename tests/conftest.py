@@ -1,0 +1,57 @@
+"""Session-wide real services for the tests: one local Ray, one throw-away PostgreSQL database.
+
+Fixtures start what they stand for only when a test asks for it, so `pytest tests/srm_models`
+needs neither Ray nor PostgreSQL.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("SRM_BENCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory):
+    """One local Ray for the whole session; subprocesses reach it through RAY_ADDRESS."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    address = ray.get_runtime_context().gcs_address
+    previous = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = address
+    yield address
+    if previous is None:
+        os.environ.pop("RAY_ADDRESS", None)
+    else:
+        os.environ["RAY_ADDRESS"] = previous
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"srm_bench_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture()
+def srm_home(tmp_path, monkeypatch):
+    """An empty SRM_BENCH_HOME for one test (SQLite, MLflow store, checkpoints live under it)."""
+    home = tmp_path / "srm-bench-home"
+    home.mkdir()
+    monkeypatch.setenv("SRM_BENCH_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("SRM_BENCH_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SRM_BENCH_DATA_DIR", raising=False)
+    return home
