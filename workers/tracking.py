@@ -1,0 +1,230 @@
+"""MLflow records: a parent run per job, one nested run per trial, one summary run per variant.
+
+Everything goes through an explicit ``MlflowClient`` (no global active run), and only the
+driver writes (the Ray workers never touch MLflow), so a local SQLite store has one writer.
+Ray Tune's own MLflow callback cannot nest runs (ray-project/ray#19909, #19978), so the
+``mlflow.parentRunId`` tag is set here. Default store: SQLite under SRM_BENCH_HOME; the
+file store is in maintenance mode in MLflow 3 and refuses to start.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from . import paths
+from .spec import TrialSpec
+from .version import code_version
+
+EXPERIMENT_NAME = "srm-bench"
+PARENT_TAG = "mlflow.parentRunId"
+KIND_TAG = "srm_bench.kind"  # job | trial | variant_summary
+SUMMARY_METRICS = ("top1", "top5", "loss", "params", "macs", "train_time_s", "images_per_s", "peak_memory_mb")
+MAX_PARAM_LENGTH = 6000
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else SQLite at $SRM_BENCH_HOME/mlflow.db."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    if configured:
+        return configured
+    paths.home().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{paths.home() / 'mlflow.db'}"
+
+
+def client() -> MlflowClient:
+    return MlflowClient(tracking_uri())
+
+
+def experiment_id(mlflow: MlflowClient, name: str = EXPERIMENT_NAME) -> str:
+    """The experiment's id, created on first use (artifacts under the home for the default store)."""
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        location = (paths.home() / "mlartifacts").as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:  # another process created it first
+        found = mlflow.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def _flatten(prefix: str, value, into: dict) -> dict:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, into)
+    else:
+        text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+        into[prefix] = text[:MAX_PARAM_LENGTH]
+    return into
+
+
+def _log_params(mlflow: MlflowClient, run_id: str, params: dict) -> None:
+    items = [Param(k, v) for k, v in _flatten("", params, {}).items()]
+    for start in range(0, len(items), 100):
+        mlflow.log_batch(run_id, params=items[start:start + 100])
+
+
+def start_job_run(job_id: str, name: str, spec: dict, *, experiment_name: str = EXPERIMENT_NAME) -> str:
+    """The job's parent run (left running; trial and summary runs nest under it). Returns its id."""
+    mlflow = client()
+    run = mlflow.create_run(experiment_id(mlflow, experiment_name), run_name=name,
+                            tags={KIND_TAG: "job", "job_id": str(job_id), "code_version": code_version()})
+    _log_params(mlflow, run.info.run_id, {"job": spec})
+    return run.info.run_id
+
+
+def end_job_run(parent_run_id: str, status: str = "FINISHED") -> None:
+    """Close the parent run: FINISHED, FAILED or KILLED (cancelled)."""
+    client().set_terminated(parent_run_id, status=status)
+
+
+def trial_tags(spec: TrialSpec) -> dict[str, str]:
+    return {KIND_TAG: "trial", "variant": spec.variant_label(), "dataset": spec.dataset,
+            "backbone": spec.backbone, "fold": str(spec.fold), "seed": str(spec.seed),
+            "job_id": str(spec.job_id), "model": spec.model_name()}
+
+
+def start_trial_run(parent_run_id: str, spec: TrialSpec, protocol: dict | None = None) -> str:
+    """A trial's run, nested under its job's parent run, with the spec and protocol as params."""
+    mlflow = client()
+    parent = mlflow.get_run(parent_run_id)
+    run_name = f"{spec.variant_label()} fold {spec.fold} seed {spec.seed}"
+    run = mlflow.create_run(parent.info.experiment_id, run_name=run_name,
+                            tags={PARENT_TAG: parent_run_id, **trial_tags(spec)})
+    _log_params(mlflow, run.info.run_id, {"spec": spec.to_dict(), "code_version": code_version(),
+                                          **({"protocol": protocol} if protocol else {})})
+    return run.info.run_id
+
+
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_top1", "val_top5", "lr", "images_per_s")
+
+
+def log_epoch(run_id: str, metrics: dict) -> None:
+    """One epoch's curves, at step = epoch."""
+    step = int(metrics["epoch"])
+    now = int(time.time() * 1000)
+    client().log_batch(run_id, metrics=[Metric(k, float(metrics[k]), now, step)
+                                        for k in EPOCH_METRICS if k in metrics])
+
+
+def training_curve(history: list[dict], title: str):
+    """Fig. 3-style curves: loss and top-1 per epoch, train and validation.
+
+    Built on a bare Figure (no pyplot), so the caller's matplotlib backend is left alone.
+    """
+    from matplotlib.figure import Figure
+
+    epochs = [h["epoch"] for h in history]
+    figure = Figure(figsize=(9, 3.5))
+    loss_axis, acc_axis = figure.subplots(1, 2)
+    loss_axis.plot(epochs, [h["train_loss"] for h in history], label="train")
+    loss_axis.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    loss_axis.set(xlabel="epoch", ylabel="loss", title=title)
+    acc_axis.plot(epochs, [h["train_acc"] for h in history], label="train")
+    acc_axis.plot(epochs, [h["val_top1"] for h in history], label="validation top-1")
+    acc_axis.set(xlabel="epoch", ylabel="accuracy (%)")
+    for axis in (loss_axis, acc_axis):
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def finish_trial_run(run_id: str, spec: TrialSpec, result: dict | None, error: str | None = None,
+                     checkpoint_file: str | Path | None = None, status: str | None = None) -> None:
+    """Final metrics, hashes, the curve plot and (unless opted out) the checkpoint; then close the run."""
+    mlflow = client()
+    if result is None:
+        mlflow.set_tag(run_id, "error", (error or "")[:5000])
+        mlflow.set_terminated(run_id, status=status or "FAILED")
+        return
+    _log_params(mlflow, run_id, {"dataset_fingerprint": result["dataset_fingerprint"],
+                                 "split_hash": result["split_hash"], "split": result["split"],
+                                 "protocol_hash": result["protocol_hash"],
+                                 "content_hash": result["content_hash"], "device": result["device"]})
+    final = {k: result[k] for k in SUMMARY_METRICS if result.get(k) is not None}
+    final.update({f"group_top1.{g}": v for g, v in (result.get("group_top1") or {}).items()})
+    for name, extra in (result.get("extra_evals") or {}).items():
+        final.update({f"{name}.{k}": extra[k] for k in ("top1", "top5", "loss")})
+    now = int(time.time() * 1000)
+    mlflow.log_batch(run_id, metrics=[Metric(k.replace(" ", "_"), float(v), now, 0) for k, v in final.items()])
+    if result.get("history"):
+        figure = training_curve(result["history"], f"{spec.variant_label()} fold {spec.fold}")
+        mlflow.log_figure(run_id, figure, "training_curve.png")
+    if checkpoint_file and result.get("protocol", {}).get("log_checkpoint", True) and Path(checkpoint_file).is_file():
+        mlflow.log_artifact(run_id, str(checkpoint_file), artifact_path="checkpoint")
+    mlflow.set_terminated(run_id, status=status or "FINISHED")
+
+
+def log_trial(parent_run_id: str, spec: TrialSpec, result: dict, checkpoint_file=None) -> str:
+    """Record an already finished trial (run outside Ray) in one go; returns its run id."""
+    run_id = start_trial_run(parent_run_id, spec, result.get("protocol"))
+    for metrics in result.get("history", []):
+        log_epoch(run_id, metrics)
+    finish_trial_run(run_id, spec, result, checkpoint_file=checkpoint_file or result.get("checkpoint_path"))
+    return run_id
+
+
+def _pairs(outcomes_or_results: Iterable) -> list[tuple[TrialSpec, dict]]:
+    """(spec, result) of succeeded trials from TrialOutcomes, (spec, result) pairs or dicts."""
+    pairs = []
+    for item in outcomes_or_results:
+        if isinstance(item, tuple):
+            spec, result = item
+        elif isinstance(item, dict):
+            spec, result = item["spec"], item.get("result")
+        else:
+            if getattr(item, "status", "succeeded") != "succeeded":
+                continue
+            spec, result = item.spec, item.result
+        if result is not None:
+            pairs.append((spec if isinstance(spec, TrialSpec) else TrialSpec.from_dict(spec), result))
+    return pairs
+
+
+def log_variant_summaries(parent_run_id: str, outcomes_or_results: Iterable) -> dict[str, str]:
+    """One run per variant whose metrics are means and stds over folds and seeds (``top1_mean``...).
+
+    Sorting MLflow's runs table by ``top1_mean`` then ranks the variants. Called again for
+    the same job, it updates the existing summary runs instead of adding new ones.
+    """
+    mlflow = client()
+    parent = mlflow.get_run(parent_run_id)
+    grouped: dict[str, list[tuple[TrialSpec, dict]]] = defaultdict(list)
+    for spec, result in _pairs(outcomes_or_results):
+        grouped[spec.variant_label()].append((spec, result))
+    existing = {run.data.tags.get("variant"): run.info.run_id for run in mlflow.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{KIND_TAG}` = 'variant_summary'")}
+    now = int(time.time() * 1000)
+    run_ids = {}
+    for label, members in sorted(grouped.items()):
+        spec = members[0][0]
+        run_id = existing.get(label)
+        if run_id is None:
+            run_id = mlflow.create_run(parent.info.experiment_id, run_name=f"{label} (summary)", tags={
+                PARENT_TAG: parent_run_id, KIND_TAG: "variant_summary", "variant": label,
+                "dataset": spec.dataset, "backbone": spec.backbone, "job_id": str(spec.job_id),
+                "model": spec.model_name()}).info.run_id
+        metrics = [Metric("n_trials", float(len(members)), now, 0)]
+        for key in SUMMARY_METRICS:
+            values = np.asarray([r[key] for _, r in members if r.get(key) is not None], dtype=float)
+            if len(values):
+                metrics += [Metric(f"{key}_mean", float(values.mean()), now, 0),
+                            Metric(f"{key}_std", float(values.std(ddof=1)) if len(values) > 1 else 0.0, now, 0)]
+        mlflow.log_batch(run_id, metrics=metrics)
+        mlflow.set_terminated(run_id, status="FINISHED")
+        run_ids[label] = run_id
+    return run_ids
