@@ -1,10 +1,45 @@
-"""The `srm-bench` command line."""
-import typer
+"""The `srm-bench` command line: serve the API, submit and watch jobs, print results, run the demo."""
+from __future__ import annotations
 
+import functools
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from service.client import Client, ClientError
 from srm_models import __version__
 
 app = typer.Typer(help="SRM Bench: benchmark channel-recalibration modules (SRM, SE, GE, CBAM).",
-                  no_args_is_help=True)
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+
+URL_OPTION = typer.Option(None, "--url", envvar="SRM_BENCH_URL", help="API base URL [default: http://127.0.0.1:8000]")
+TOKEN_OPTION = typer.Option(None, "--token", envvar="SRM_BENCH_API_TOKEN", help="bearer token for writes")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def friendly_errors(command):
+    """CLI errors end in one red line and exit code 1, never in a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ClientError, ValueError, OSError) as err:
+            err_console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(1) from None
+    return wrapper
 
 
 @app.callback(invoke_without_command=True)
@@ -12,3 +47,252 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
     if version:
         typer.echo(f"srm-bench {__version__}")
         raise typer.Exit()
+
+
+# --- server side ----------------------------------------------------------------------------
+
+@app.command()
+@friendly_errors
+def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+          port: int = typer.Option(8000, help="port to listen on"),
+          dispatcher: bool = typer.Option(True, help="also run queued jobs (--no-dispatcher: API only)"),
+          log_level: str = typer.Option("info")) -> None:
+    """Serve the REST API (and, by default, a dispatcher that runs queued jobs on Ray)."""
+    import uvicorn
+
+    from service.api import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(with_dispatcher=dispatcher), host=host, port=port, log_level=log_level)
+
+
+@app.command()
+@friendly_errors
+def dispatch(log_level: str = typer.Option("info")) -> None:
+    """Run a dispatcher alone (no API): several may share one PostgreSQL."""
+    from service import db, settings
+    from service.dispatcher import Dispatcher
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db.upgrade(settings.database_url())
+    worker = Dispatcher()
+    try:
+        worker.run_forever()
+    except KeyboardInterrupt:
+        worker.stop()
+
+
+@app.command()
+@friendly_errors
+def migrate() -> None:
+    """Bring the database schema to the newest migration (serve does this at start)."""
+    from service import db, settings
+
+    db.upgrade(settings.database_url())
+    console.print(f"database at {settings.database_url()} is up to date")
+
+
+# --- client side ----------------------------------------------------------------------------
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--override {item!r} should look like key=value, e.g. epochs=2")
+    return key, yaml.safe_load(raw)
+
+
+def _parse_variant(item: str) -> dict[str, Any] | str:
+    """`srm` or `srm:pooling=avg+max,integration=cfc`."""
+    kind, _, options = item.partition(":")
+    if not options:
+        return kind
+    return {"kind": kind, **dict(_parse_override(o) for o in options.split(","))}
+
+
+@app.command()
+@friendly_errors
+def submit(spec_file: Optional[Path] = typer.Argument(None, help="a JSON or YAML job spec"),
+           preset: Optional[str] = typer.Option(None, help="a paper experiment (see `srm-bench presets`)"),
+           dataset: Optional[str] = typer.Option(None), backbone: Optional[str] = typer.Option(None),
+           variant: Optional[list[str]] = typer.Option(None, help="repeatable; srm or srm:pooling=avg+max"),
+           folds: Optional[int] = typer.Option(None, help="k for k-fold CV"),
+           official_split: bool = typer.Option(False, help="use the dataset's official split (folds=null)"),
+           seed: Optional[list[int]] = typer.Option(None, help="repeatable"),
+           protocol: Optional[str] = typer.Option(None),
+           override: Optional[list[str]] = typer.Option(None, help="repeatable protocol change: key=value"),
+           name: Optional[str] = typer.Option(None),
+           idempotency_key: Optional[str] = typer.Option(None, help="retrying with the same key returns the first job"),
+           url: Optional[str] = URL_OPTION, token: Optional[str] = TOKEN_OPTION) -> None:
+    """Submit a job from a spec file, flags, or a preset; flags change what the file or preset says."""
+    body: dict[str, Any] = yaml.safe_load(spec_file.read_text()) if spec_file else {}
+    if not isinstance(body, dict):
+        raise ValueError(f"{spec_file} should hold a mapping of job fields")
+    flags = {"preset": preset, "dataset": dataset, "backbone": backbone, "folds": folds, "protocol": protocol,
+             "name": name, "variants": [_parse_variant(v) for v in variant] if variant else None,
+             "seeds": list(seed) if seed else None,
+             "overrides": dict(_parse_override(o) for o in override) if override else None}
+    body |= {k: v for k, v in flags.items() if v is not None}
+    if official_split:
+        body["folds"] = None
+    created = Client(url, token).submit(body, idempotency_key)
+    console.print(f"job [bold]{created['id']}[/bold] {created['status']} with {created['n_trials']} trials")
+
+
+@app.command()
+@friendly_errors
+def status(job: Optional[str] = typer.Argument(None, help="a job id; omitted: the latest jobs"),
+           watch: bool = typer.Option(False, "--watch", "-w", help="follow progress until the job ends"),
+           url: Optional[str] = URL_OPTION) -> None:
+    """Show a job's progress (live with --watch), or list the latest jobs."""
+    client = Client(url)
+    if job is None:
+        table = Table("id", "name", "status", "dataset", "backbone", "trials", "created")
+        for item in client.jobs(limit=20)["items"]:
+            table.add_row(item["id"], item["name"] or "", item["status"], item["dataset"], item["backbone"],
+                          str(item["n_trials"]), item["created_at"][:19])
+        console.print(table)
+        return
+    detail = follow(client, job) if watch else client.job(job)
+    _print_trials(detail)
+
+
+def follow(client: Client, job_id: str, poll_s: float = 1.0) -> dict[str, Any]:
+    """A live progress bar until the job ends; returns its final state."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), console=console) as bar:
+        detail = client.job(job_id)
+        task = bar.add_task(f"job {job_id[:8]}", total=detail["progress"]["total"], counts="")
+        while True:
+            counts = detail["progress"]["counts"]
+            bar.update(task, completed=detail["progress"]["finished"],
+                       counts=" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+            if detail["status"] in FINISHED:
+                return detail
+            time.sleep(poll_s)
+            detail = client.job(job_id)
+
+
+def _print_trials(detail: dict[str, Any]) -> None:
+    progress = detail["progress"]
+    console.print(f"job [bold]{detail['id']}[/bold] {detail['status']}: {progress['finished']}/{progress['total']} "
+                  f"trials finished ({', '.join(f'{k} {v}' for k, v in sorted(progress['counts'].items()))})")
+    if detail.get("error"):
+        console.print(f"[red]{detail['error']}[/red]")
+    table = Table("variant", "fold", "seed", "status", "attempts", "top-1", "device", "time (s)", "error")
+    for t in detail["trials"]:
+        table.add_row(t["variant"], "-" if t["fold"] is None else str(t["fold"]), str(t["seed"]),
+                      t["status"] + (" (reused)" if t["reused"] else ""), str(t["attempts"]),
+                      "-" if t["top1"] is None else f"{t['top1']:.4f}", t["device"] or "",
+                      "-" if t["train_time_s"] is None else f"{t['train_time_s']:.1f}", (t["error"] or "")[:60])
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def cancel(job: str, url: Optional[str] = URL_OPTION, token: Optional[str] = TOKEN_OPTION) -> None:
+    """Cancel a job: queued trials never start, running ones are stopped, finished ones are kept."""
+    detail = Client(url, token).cancel(job)
+    console.print(f"job {detail['id']}: {detail['status']}"
+                  + (" (stopping its running trials)" if detail["status"] == "running" else ""))
+
+
+def print_results(results: dict[str, Any]) -> None:
+    from service.results import table_rows
+
+    header, cells = table_rows(results)
+    table = Table(*header, title=f"{results['dataset']} / {results['backbone']} / protocol {results['protocol']}")
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"mean ± std over folds; gain = variant minus baseline on the same folds. {results['test_note']}.")
+
+
+@app.command()
+@friendly_errors
+def results(job: str, format: str = typer.Option("table", help="table, markdown, csv or json"),  # noqa: A002
+            url: Optional[str] = URL_OPTION) -> None:
+    """Print a job's per-variant results with the paired tests."""
+    if format not in ("table", "markdown", "csv", "json"):
+        raise ValueError(f"--format {format!r} is not valid; use table, markdown, csv or json")
+    client = Client(url)
+    if format == "table":
+        print_results(client.results(job))
+    elif format == "json":
+        console.print_json(json.dumps(client.results(job)))
+    else:
+        typer.echo(client.results(job, format), nl=False)
+
+
+@app.command()
+@friendly_errors
+def presets() -> None:
+    """List the paper's experiments that `submit --preset` accepts."""
+    from service.presets import list_presets
+
+    table = Table("preset", "paper", "what it runs")
+    for preset in list_presets():
+        table.add_row(preset["name"], preset["paper"], preset["description"])
+    console.print(table)
+
+
+# --- the demo -------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server_thread(port: int):
+    """Uvicorn with the API and dispatcher in this process, on a background thread."""
+    import uvicorn
+
+    from service.api import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(with_dispatcher=True), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise OSError(f"the API did not start on port {port}")
+        time.sleep(0.1)
+    return server, thread
+
+
+@app.command()
+@friendly_errors
+def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
+         epochs: Optional[int] = typer.Option(None, help="override the quick protocol's epochs")) -> None:
+    """Serve on a free port, compare baseline/SE/GE/SRM on generated textures (5-fold CV), print the table."""
+    from service import settings
+    from workers.tracking import tracking_uri
+
+    logging.basicConfig(level=logging.WARNING)
+    # Keep the terminal for the progress bar and the table: Tune's own status boxes and warnings off.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    started = time.monotonic()
+    port = _free_port()
+    console.print(f"[bold]SRM Bench demo[/bold]: serving on http://127.0.0.1:{port} (docs at /docs), "
+                  f"home {settings.home()}")
+    server, thread = start_server_thread(port)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", timeout=120)
+        body: dict[str, Any] = {"preset": "demo", "folds": folds}
+        if epochs:
+            body["overrides"] = {"epochs": epochs}
+        created = client.submit(body)
+        console.print(f"submitted job {created['id']}: baseline, SE, GE, SRM x {folds} folds = "
+                      f"{created['n_trials']} trials on Ray")
+        detail = follow(client, created["id"])
+        reused = sum(t["reused"] for t in detail["trials"])
+        if reused:
+            console.print(f"{reused} trials reused from earlier identical runs (same content hash)")
+        print_results(client.results(created["id"]))
+        console.print(f"job {detail['status']} in {time.monotonic() - started:.0f} s. "
+                      f"MLflow runs: mlflow ui --backend-store-uri {tracking_uri()}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=90)

@@ -1,0 +1,53 @@
+"""The FastAPI application: schema upgrade at start, optional in-process dispatcher."""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import db, settings
+from service.api import catalog, errors, jobs
+from srm_models import __version__
+
+log = logging.getLogger("srm_bench.api")
+
+
+def _disconnect_ray() -> None:
+    """Leave Ray while it is still up: at interpreter exit its threads and Tune's hooks race the shutdown."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+def create_app(database_url: str | None = None, with_dispatcher: bool = False) -> FastAPI:
+    """An app bound to one database; `with_dispatcher` also runs queued jobs in a background thread."""
+    url = database_url or settings.database_url()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        db.upgrade(url)
+        dispatcher = thread = None
+        if with_dispatcher:
+            from service.dispatcher import Dispatcher
+
+            dispatcher = Dispatcher(app.state.sessions)
+            thread = threading.Thread(target=dispatcher.run_forever, name="dispatcher", daemon=True)
+            thread.start()
+        yield
+        if dispatcher is not None:
+            dispatcher.stop()
+            thread.join(timeout=60)
+            _disconnect_ray()
+
+    app = FastAPI(title="SRM Bench", version=__version__, lifespan=lifespan,
+                  description="Benchmark channel-recalibration modules (SRM, SE, GE, CBAM) with "
+                              "cross-validated jobs run on Ray.")
+    app.state.sessions = db.session_factory(url)
+    errors.install(app)
+    app.include_router(jobs.router, prefix="/v1")
+    app.include_router(catalog.router, prefix="/v1")
+    app.include_router(catalog.health_router)
+    return app

@@ -1,0 +1,37 @@
+"""Exception handlers: every error is a JSON body that says what went wrong, never a traceback."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from service.errors import IdempotencyConflict, JobNotFound, SpecError
+
+log = logging.getLogger("srm_bench.api")
+
+
+def spec_error_body(err: SpecError) -> dict:
+    """Same shape as FastAPI's own validation errors, so clients parse one format."""
+    loc = ["body", *(int(p) if p.isdigit() else p for p in err.field.split("."))]
+    return {"detail": [{"loc": loc, "msg": err.message, "type": "value_error"}]}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SpecError)
+    async def _spec_error(_: Request, err: SpecError) -> JSONResponse:
+        return JSONResponse(status_code=422, content=spec_error_body(err))
+
+    @app.exception_handler(JobNotFound)
+    async def _not_found(_: Request, err: JobNotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(err)})
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _conflict(_: Request, err: IdempotencyConflict) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(err)})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={
+            "detail": f"internal error ({type(err).__name__}); the server log has the details"})

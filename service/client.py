@@ -1,0 +1,63 @@
+"""A small HTTP client for the CLI: turns every failure into one readable line."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class ClientError(Exception):
+    """Something the CLI prints as a message (never a traceback)."""
+
+
+def _describe(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:300]}"
+    if isinstance(detail, list):  # validation errors: field and reason
+        return "; ".join(f"{'.'.join(str(p) for p in item.get('loc', [])[1:]) or 'request'}: {item.get('msg')}"
+                         for item in detail)
+    return f"HTTP {response.status_code}: {detail}"
+
+
+class Client:
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
+        self.url = (url or os.environ.get("SRM_BENCH_URL") or DEFAULT_URL).rstrip("/")
+        token = token or os.environ.get("SRM_BENCH_API_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as err:
+            raise ClientError(f"cannot reach the SRM Bench API at {self.url} ({err}); "
+                              "start it with `srm-bench serve` or pass --url") from err
+        if response.status_code >= 400:
+            raise ClientError(_describe(response))
+        return response
+
+    def submit(self, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.request("POST", "/v1/jobs", json=body, headers=headers).json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/jobs/{job_id}").json()
+
+    def jobs(self, **params: Any) -> dict[str, Any]:
+        return self.request("GET", "/v1/jobs", params={k: v for k, v in params.items() if v is not None}).json()
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/v1/jobs/{job_id}").json()
+
+    def results(self, job_id: str, fmt: str = "json") -> Any:
+        response = self.request("GET", f"/v1/jobs/{job_id}/results", params={"format": fmt})
+        return response.json() if fmt == "json" else response.text
+
+    def health(self) -> dict[str, Any]:
+        response = self.http.get("/healthz")
+        return response.json()

@@ -1,0 +1,335 @@
+"""Takes queued jobs from SQL and runs their unfinished trials on Ray through workers.
+
+SQL is the truth. A dispatcher claims a job with a lease it renews while the job runs; if
+the process dies, the lease runs out and the next dispatcher (or the restarted one) takes
+the job over. Finished trials are never run again: each is written to SQL the moment it
+ends, with a guard so that a trial ends exactly once. Several dispatchers may share one
+PostgreSQL: claims use SELECT ... FOR UPDATE SKIP LOCKED plus a conditional UPDATE.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import db, settings
+from service.models import FINISHED, Job, Trial, utcnow
+from service.results import write_summaries
+
+log = logging.getLogger("srm_bench.dispatcher")
+
+
+def _jsonable(value: Any) -> Any:
+    """Trial results may hold numpy scalars or NaN; SQL JSON wants plain, finite types."""
+    if isinstance(value, dict):
+        return {str(key): _jsonable(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(inner) for inner in value]
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def _finite(value: Any) -> float | None:
+    """A diverged trial may report NaN; SQL and JSON get None instead."""
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _trial_key(variant: str, fold: int | None, seed: int) -> tuple[str, int | None, int]:
+    return variant, fold, seed
+
+
+class Dispatcher:
+    """One claimant of jobs. `run_forever` in a thread (serve) or the foreground (`srm-bench dispatch`)."""
+
+    def __init__(self, sessions: sessionmaker[Session] | None = None, owner: str | None = None,
+                 lease_s: float | None = None, poll_s: float | None = None):
+        self.sessions = sessions or db.session_factory()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease = timedelta(seconds=lease_s if lease_s is not None else settings.lease_seconds())
+        self.poll_s = poll_s if poll_s is not None else settings.poll_seconds()
+        self.stop_event = threading.Event()
+
+    # --- claiming ------------------------------------------------------------------------
+
+    def claim(self) -> str | None:
+        """Take the oldest queued job, or a running one whose dispatcher stopped renewing its lease."""
+        with self.sessions() as session:
+            now = utcnow()
+            claimable = or_(Job.status == "queued", and_(Job.status == "running", Job.lease_expires_at < now))
+            job_id = session.scalars(select(Job.id).where(claimable).order_by(Job.created_at).limit(1)
+                                     .with_for_update(skip_locked=True)).first()
+            if job_id is None:
+                return None
+            taken = session.execute(
+                update(Job).where(Job.id == job_id, claimable)
+                .values(status="running", lease_owner=self.owner, lease_expires_at=now + self.lease)
+            ).rowcount
+            if taken == 1:  # the first claim stamps started_at
+                session.execute(update(Job).where(Job.id == job_id, Job.started_at.is_(None))
+                                .values(started_at=now))
+            session.commit()
+        if taken != 1:
+            return None
+        log.info("dispatcher %s claimed job %s", self.owner, job_id)
+        return job_id
+
+    def _renew(self, job_id: str) -> tuple[bool, bool]:
+        """Extend the lease; returns (still ours, cancel requested)."""
+        with self.sessions() as session:
+            owned = session.execute(
+                update(Job).where(Job.id == job_id, Job.lease_owner == self.owner, Job.status == "running")
+                .values(lease_expires_at=utcnow() + self.lease)).rowcount == 1
+            cancel = bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+            session.commit()
+        return owned, cancel
+
+    # --- running a job -------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        log.info("dispatcher %s polling every %.1fs", self.owner, self.poll_s)
+        while not self.stop_event.is_set():
+            try:
+                job_id = self.claim()
+            except Exception:  # the database is away: keep polling, it may come back
+                log.exception("dispatcher %s: could not claim a job", self.owner)
+                job_id = None
+            if job_id is None:
+                self.stop_event.wait(self.poll_s)
+                continue
+            try:
+                self.run_job(job_id)
+            except Exception as err:  # one broken job must not stop the service, nor be retried forever
+                log.exception("job %s: dispatcher error", job_id)
+                self._fail_job(job_id, f"dispatcher error: {type(err).__name__}: {err}")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run_job(self, job_id: str) -> None:
+        stop = threading.Event()
+        flags = {"cancel": False, "lost": False}
+        heartbeat = threading.Thread(target=self._heartbeat, args=(job_id, stop, flags), daemon=True,
+                                     name=f"lease-{job_id[:8]}")
+        heartbeat.start()  # from the claim on: preparing trials and MLflow may take longer than a lease
+        try:
+            self._run_claimed(job_id, stop, flags)
+        finally:
+            stop.set()
+            heartbeat.join()
+
+    def _run_claimed(self, job_id: str, stop: threading.Event, flags: dict[str, bool]) -> None:
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            if job.cancel_requested:
+                self._finish(session, job, cancelled=True)
+                return
+            to_run = self._prepare_trials(session, job)
+            spec, name, parent_run = job.spec, job.name or job.id, job.mlflow_run_id
+        parent_run = parent_run or self._start_mlflow_run(job_id, name, spec)
+        outcomes: list[Any] = []
+        if to_run and not stop.is_set():
+            try:
+                outcomes = self._run_on_ray(job_id, spec, to_run, parent_run, stop, flags)
+            except Exception as err:  # Ray unreachable, experiment crashed: the job fails, saying why
+                log.exception("job %s failed on Ray", job_id)
+                self._fail_unfinished(job_id, f"{type(err).__name__}: {err}")
+        stop.set()  # the heartbeat's last word on cancel/lease is in flags from here on
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            if flags["lost"]:
+                log.warning("job %s: lease lost to another dispatcher; leaving it", job_id)
+            elif self.stop_event.is_set() and not flags["cancel"]:
+                self._release(session, job)
+            else:
+                self._finish(session, job, cancelled=flags["cancel"] or job.cancel_requested,
+                             outcomes=outcomes, parent_run=parent_run)
+
+    def _heartbeat(self, job_id: str, stop: threading.Event, flags: dict[str, bool]) -> None:
+        interval = max(self.lease.total_seconds() / 3, 0.2)
+        while not stop.wait(interval):
+            try:
+                owned, cancel = self._renew(job_id)
+            except Exception:
+                log.exception("job %s: lease renewal failed", job_id)
+                continue
+            if cancel or not owned:
+                flags["cancel"], flags["lost"] = cancel, not owned
+                stop.set()
+
+    def _prepare_trials(self, session: Session, job: Job) -> list[Trial]:
+        """Requeue trials a dead dispatcher left running, reuse identical finished trials, mark the rest running."""
+        now = utcnow()
+        trials = list(session.scalars(select(Trial).where(Trial.job_id == job.id).order_by(Trial.id)))
+        pending = [t for t in trials if t.status not in FINISHED]
+        donors = self._donors(session, job.id, {t.content_hash for t in pending})
+        to_run = []
+        for trial in pending:
+            donor = donors.get(trial.content_hash)
+            if donor is not None:
+                trial.status, trial.reused, trial.reused_from = "succeeded", True, donor.reused_from or donor.id
+                trial.top1, trial.top5, trial.metrics = donor.top1, donor.top5, donor.metrics
+                trial.train_time_s, trial.device, trial.mlflow_run_id = donor.train_time_s, donor.device, donor.mlflow_run_id
+                trial.started_at = trial.finished_at = now
+            else:
+                trial.status, trial.attempts, trial.started_at, trial.error = "running", trial.attempts + 1, now, None
+                to_run.append(trial)
+        session.commit()
+        return to_run
+
+    @staticmethod
+    def _donors(session: Session, job_id: str, hashes: set[str]) -> dict[str, Trial]:
+        if not hashes:
+            return {}
+        rows = session.scalars(select(Trial).where(Trial.content_hash.in_(hashes), Trial.status == "succeeded",
+                                                   Trial.job_id != job_id).order_by(Trial.id))
+        donors: dict[str, Trial] = {}
+        for row in rows:
+            donors.setdefault(row.content_hash, row)
+        return donors
+
+    def _start_mlflow_run(self, job_id: str, name: str, spec: dict[str, Any]) -> str | None:
+        from workers.tracking import client, start_job_run
+
+        try:
+            run_id = start_job_run(job_id, name, spec)
+            experiment_id = client().get_run(run_id).info.experiment_id
+        except Exception:  # tracking is for curves and artifacts; SQL keeps the numbers either way
+            log.exception("job %s: could not start its MLflow run", job_id)
+            return None
+        with self.sessions() as session:
+            session.execute(update(Job).where(Job.id == job_id)
+                            .values(mlflow_run_id=run_id, mlflow_experiment_id=experiment_id))
+            session.commit()
+        return run_id
+
+    def _run_on_ray(self, job_id: str, spec: dict[str, Any], trials: list[Trial], parent_run: str | None,
+                    stop: threading.Event, flags: dict[str, bool]) -> list[Any]:
+        from workers.experiment import run_experiment
+        from workers.spec import TrialSpec
+
+        specs = [TrialSpec.from_dict(t.spec) for t in trials]
+        trial_ids = {_trial_key(t.variant, t.fold, t.seed): t.id for t in trials}
+
+        def on_trial_complete(trial_spec, result, error) -> None:
+            trial_id = trial_ids[_trial_key(trial_spec.variant_label(), trial_spec.fold, trial_spec.seed)]
+            if result is not None and error is None:
+                self._record(trial_id, "succeeded", result, None)
+            elif flags["cancel"]:
+                self._record(trial_id, "cancelled", None, error)
+            elif not (self.stop_event.is_set() or flags["lost"]):
+                self._record(trial_id, "failed", None, error)
+            # else: stopped by a shutdown, not by its own fault; it stays 'running' and is requeued
+
+        # A fresh Tune experiment per attempt: trials that SQL has as finished are never handed over again.
+        attempt = max(t.attempts for t in trials)
+        resources = spec.get("resources") or {}
+        return run_experiment(f"job-{job_id}-attempt{attempt}", specs, data_dir=str(settings.data_dir()),
+                              resources={"cpu": resources.get("cpus", 1), "gpu": resources.get("gpus", 0)},
+                              mlflow_parent_run_id=parent_run, on_trial_complete=on_trial_complete,
+                              should_stop=lambda: stop.is_set() or self.stop_event.is_set())
+
+    def _record(self, trial_id: int, status: str, result: dict | None, error: str | None) -> None:
+        """Write one ended trial; the status guard makes a second report of the same trial a no-op."""
+        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+        if result is not None:
+            result = _jsonable(result)
+            values |= {"top1": _finite(result.get("top1")), "top5": _finite(result.get("top5")), "metrics": result,
+                       "train_time_s": result.get("train_time_s"), "device": result.get("device"),
+                       "mlflow_run_id": result.get("mlflow_run_id")}
+        with self.sessions() as session:
+            written = session.execute(update(Trial).where(Trial.id == trial_id, Trial.status == "running")
+                                      .values(**values)).rowcount
+            session.commit()
+        if not written:
+            log.warning("trial %s was already finished; ignoring a second report", trial_id)
+
+    def _fail_job(self, job_id: str, error: str) -> None:
+        try:
+            self._fail_unfinished(job_id, error)
+            with self.sessions() as session:
+                session.execute(update(Trial).where(Trial.job_id == job_id, Trial.status == "queued")
+                                .values(status="failed", error=error, finished_at=utcnow()))
+                session.execute(update(Job).where(Job.id == job_id).values(
+                    status="failed", finished_at=utcnow(), lease_owner=None, lease_expires_at=None))
+                session.commit()
+        except Exception:
+            log.exception("job %s: could not mark it failed", job_id)
+
+    def _fail_unfinished(self, job_id: str, error: str) -> None:
+        with self.sessions() as session:
+            session.execute(update(Trial).where(Trial.job_id == job_id, Trial.status == "running")
+                            .values(status="failed", error=error, finished_at=utcnow()))
+            session.execute(update(Job).where(Job.id == job_id).values(error=error))
+            session.commit()
+
+    def _apply_outcomes(self, session: Session, job: Job, outcomes: list[Any]) -> None:
+        """Outcomes whose callback never reached SQL are written now; trials learn their MLflow run ids."""
+        trials = {_trial_key(t.variant, t.fold, t.seed): t for t in job.trials}
+        for outcome in outcomes:
+            spec = outcome.spec
+            trial = trials.get(_trial_key(spec.variant_label(), spec.fold, spec.seed))
+            if trial is None:
+                continue
+            if trial.status == "running":
+                self._record(trial.id, outcome.status, outcome.result, outcome.error)
+            run_id = getattr(outcome, "mlflow_run_id", None)
+            if run_id and not trial.reused:
+                session.execute(update(Trial).where(Trial.id == trial.id).values(mlflow_run_id=run_id))
+        session.commit()
+        session.expire_all()
+
+    def _release(self, session: Session, job: Job) -> None:
+        """Graceful shutdown: unfinished trials go back to the queue for the next dispatcher."""
+        session.execute(update(Trial).where(Trial.job_id == job.id, Trial.status == "running")
+                        .values(status="queued", started_at=None))
+        job.status, job.lease_owner, job.lease_expires_at = "queued", None, None
+        session.commit()
+        log.info("job %s released for another dispatcher", job.id)
+
+    def _finish(self, session: Session, job: Job, cancelled: bool, outcomes: list[Any] | None = None,
+                parent_run: str | None = None) -> None:
+        self._apply_outcomes(session, job, outcomes or [])
+        now = utcnow()
+        for trial in job.trials:
+            if trial.status not in FINISHED:
+                trial.status = "cancelled" if cancelled else "failed"
+                trial.error = trial.error or (None if cancelled else "trial ended without a result")
+                trial.finished_at = now
+        statuses = {t.status for t in job.trials}
+        job.status = "cancelled" if cancelled else "failed" if "failed" in statuses else "succeeded"
+        if job.status == "failed" and not job.error:
+            failed = [t for t in job.trials if t.status == "failed"]
+            job.error = f"{len(failed)} of {len(job.trials)} trials failed; first error: {failed[0].error}"
+        job.finished_at, job.lease_owner, job.lease_expires_at = now, None, None
+        session.flush()
+        write_summaries(session, job, self._log_summaries(job, parent_run or job.mlflow_run_id))
+        session.commit()
+        log.info("job %s %s", job.id, job.status)
+
+    @staticmethod
+    def _log_summaries(job: Job, parent_run: str | None) -> dict[str, str]:
+        """One MLflow summary run per variant over all the job's succeeded trials (reused ones too)."""
+        if not parent_run:
+            return {}
+        from workers.tracking import end_job_run, log_variant_summaries
+
+        mlflow_status = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}[job.status]
+        try:
+            pairs = [(t.spec, t.metrics) for t in job.trials if t.status == "succeeded" and t.metrics]
+            run_ids = log_variant_summaries(parent_run, pairs) if pairs else {}
+            end_job_run(parent_run, mlflow_status)
+            return run_ids or {}
+        except Exception:
+            log.exception("job %s: could not log variant summaries to MLflow", job.id)
+            return {}

@@ -1,0 +1,21 @@
+"""Errors the service turns into clear messages (HTTP 422/404/409, or a CLI line)."""
+from __future__ import annotations
+
+
+class SpecError(ValueError):
+    """A job spec that cannot run; `field` is the dotted path of the offending field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class JobNotFound(LookupError):
+    def __init__(self, job_id: str):
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class IdempotencyConflict(ValueError):
+    """The same Idempotency-Key was sent with a different body."""

@@ -1,0 +1,101 @@
+"""Job and trial rows: create, read, list, cancel. Everything here is one SQL transaction."""
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from service.errors import IdempotencyConflict, JobNotFound
+from service.models import FINISHED, Job, Trial, utcnow
+from service.planning import PlannedJob
+
+
+def create_job(session: Session, planned: PlannedJob, idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Insert a queued job and its trials; returns (job, created). A known key returns the first job."""
+    spec = planned.spec.model_dump(mode="json")
+    if idempotency_key:
+        existing = _job_by_key(session, idempotency_key)
+        if existing is not None:
+            return _replay(existing, spec), False
+    job = Job(id=uuid.uuid4().hex, name=planned.spec.name, spec=spec, status="queued",
+              dataset=planned.spec.dataset, backbone=planned.spec.backbone, protocol=planned.spec.protocol,
+              protocol_hash=planned.protocol_hash, dataset_fingerprint=planned.dataset_fingerprint,
+              n_trials=len(planned.trials), idempotency_key=idempotency_key, cancel_requested=False,
+              created_at=utcnow())
+    job.trials = [Trial(variant=t.variant, fold=t.fold, seed=t.seed, spec=t.spec | {"job_id": job.id},
+                        content_hash=t.content_hash, status="queued", attempts=0, reused=False)
+                  for t in planned.trials]
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent retry with the same key won the race
+        session.rollback()
+        existing = _job_by_key(session, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, spec), False
+    return job, True
+
+
+def _job_by_key(session: Session, key: str) -> Job | None:
+    return session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+
+
+def _replay(job: Job, spec: dict[str, Any]) -> Job:
+    if job.spec != spec:
+        raise IdempotencyConflict(f"Idempotency-Key was already used for job {job.id} with a different spec; "
+                                  "use a new key for a new job")
+    return job
+
+
+def get_job(session: Session, job_id: str, with_trials: bool = False) -> Job:
+    query = select(Job).where(Job.id == job_id)
+    if with_trials:
+        query = query.options(selectinload(Job.trials))
+    job = session.scalars(query).first()
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def list_jobs(session: Session, status: str | None = None, dataset: str | None = None,
+              limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+    query = select(Job)
+    if status:
+        query = query.where(Job.status == status)
+    if dataset:
+        query = query.where(Job.dataset == dataset)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
+    return list(jobs), total
+
+
+def progress(job: Job) -> dict[str, Any]:
+    counts = Counter(trial.status for trial in job.trials)
+    finished = sum(counts[s] for s in FINISHED)
+    total = len(job.trials)
+    return {"total": total, "finished": finished, "counts": dict(counts),
+            "fraction": finished / total if total else 1.0}
+
+
+def cancel_job(session: Session, job_id: str) -> Job:
+    """Queued jobs end at once; a running job is flagged and its dispatcher stops its trials on Ray."""
+    job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
+    if job is None:
+        raise JobNotFound(job_id)
+    if job.status in FINISHED:
+        session.rollback()
+        return job
+    job.cancel_requested = True
+    if job.status == "queued":
+        now = utcnow()
+        for trial in job.trials:
+            if trial.status not in FINISHED:
+                trial.status, trial.finished_at = "cancelled", now
+        job.status, job.finished_at = "cancelled", now
+    session.commit()
+    return job

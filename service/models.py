@@ -1,0 +1,126 @@
+"""SQL tables: jobs, their trials, and per-job per-variant summaries.
+
+SQL is the source of truth for job and trial state and for every number the API reports.
+The schema changes only through Alembic (migrations/); tests fail when this file and the
+migrations drift apart.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+TRIAL_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Job(Base):
+    """One submitted comparison: a spec expanded into trials (variant x fold x seed)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    dataset: Mapped[str] = mapped_column(String(300))
+    backbone: Mapped[str] = mapped_column(String(100))
+    protocol: Mapped[str] = mapped_column(String(100))
+    protocol_hash: Mapped[str] = mapped_column(String(64))
+    dataset_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    n_trials: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    mlflow_experiment_id: Mapped[str | None] = mapped_column(String(64))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    trials: Mapped[list[Trial]] = relationship(back_populates="job", order_by="Trial.id",
+                                               cascade="all, delete-orphan")
+
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_dataset_created", "dataset", "created_at"),
+    )
+
+
+class Trial(Base):
+    """One training run: a variant on one fold with one seed. Ended exactly once."""
+
+    __tablename__ = "trials"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(200))
+    fold: Mapped[int | None]
+    seed: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    reused_from: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    top1: Mapped[float | None] = mapped_column(Float)
+    top5: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    train_time_s: Mapped[float | None] = mapped_column(Float)
+    device: Mapped[str | None] = mapped_column(String(100))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    job: Mapped[Job] = relationship(back_populates="trials")
+
+    __table_args__ = (
+        Index("ix_trials_job_variant", "job_id", "variant"),
+        Index("ix_trials_job_status", "job_id", "status"),
+        Index("ix_trials_content_hash_status", "content_hash", "status"),
+    )
+
+
+class VariantSummary(Base):
+    """Cross-validation summary of one variant in one finished job; feeds the leaderboard."""
+
+    __tablename__ = "variant_summaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(200))
+    dataset: Mapped[str] = mapped_column(String(300))
+    backbone: Mapped[str] = mapped_column(String(100))
+    protocol: Mapped[str] = mapped_column(String(100))
+    protocol_hash: Mapped[str] = mapped_column(String(64))
+    n_trials: Mapped[int] = mapped_column(Integer)
+    top1_mean: Mapped[float | None] = mapped_column(Float)
+    top1_std: Mapped[float | None] = mapped_column(Float)
+    top5_mean: Mapped[float | None] = mapped_column(Float)
+    top5_std: Mapped[float | None] = mapped_column(Float)
+    params: Mapped[int | None] = mapped_column(BigInteger)
+    macs: Mapped[int | None] = mapped_column(BigInteger)
+    images_per_s: Mapped[float | None] = mapped_column(Float)
+    group_top1: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ux_summaries_job_variant", "job_id", "variant", unique=True),
+        Index("ix_summaries_leaderboard", "dataset", "backbone", "protocol_hash", "variant"),
+    )

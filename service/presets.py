@@ -1,0 +1,100 @@
+"""The paper's experiments (Tables 1-7) as ready-made job specs, plus the demo.
+
+A preset is a starting point: any field sent beside `preset` replaces the preset's value
+(e.g. `{"preset": "table5-dtd-resnet56", "seeds": [0, 1]}`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from service.errors import SpecError
+
+_BASE4 = ["baseline", "se", "ge", "srm"]
+_BASE_SE_SRM = ["baseline", "se", "srm"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "paper": "not in the paper: a < 10 min sanity run on 2 CPU cores",
+        "description": "baseline/SE/GE/SRM on the generated textures, CIFAR ResNet-20, 5-fold CV, quick protocol",
+        "spec": {"dataset": "textures", "backbone": "cifar_resnet20", "variants": _BASE4, "folds": 5,
+                 "protocol": "quick"},
+    },
+    "table1-resnet50": {
+        "paper": "Table 1, Figure 3",
+        "description": "ImageNet-1K, ResNet-50: baseline/SE/GE/SRM, official train/val split",
+        "spec": {"dataset": "imagenet", "backbone": "resnet50", "variants": _BASE4, "folds": None,
+                 "protocol": "imagenet", "resources": {"cpus": 8, "gpus": 8}},
+    },
+    "table1-resnet101": {
+        "paper": "Table 1",
+        "description": "ImageNet-1K, ResNet-101: baseline/SE/GE/SRM, official train/val split",
+        "spec": {"dataset": "imagenet", "backbone": "resnet101", "variants": _BASE4, "folds": None,
+                 "protocol": "imagenet", "resources": {"cpus": 8, "gpus": 8}},
+    },
+    "table2-cifar10": {
+        "paper": "Table 2",
+        "description": "CIFAR-10, ResNet-56: baseline/SE/GE/SRM, official train/test split",
+        "spec": {"dataset": "cifar10", "backbone": "cifar_resnet56", "variants": _BASE4, "folds": None,
+                 "protocol": "cifar", "resources": {"cpus": 2, "gpus": 1}},
+    },
+    "table2-cifar100": {
+        "paper": "Table 2",
+        "description": "CIFAR-100, ResNet-56: baseline/SE/GE/SRM, official train/test split",
+        "spec": {"dataset": "cifar100", "backbone": "cifar_resnet56", "variants": _BASE4, "folds": None,
+                 "protocol": "cifar", "resources": {"cpus": 2, "gpus": 1}},
+    },
+    "table3-stylized-imagenet": {
+        "paper": "Table 3",
+        "description": "trained on Stylized-ImageNet (evaluated also on ImageNet), ResNet-50: baseline/SE/SRM",
+        "spec": {"dataset": "stylized_imagenet", "backbone": "resnet50", "variants": _BASE_SE_SRM,
+                 "folds": None, "protocol": "imagenet", "overrides": {"eval_datasets": ["imagenet"]},
+                 "resources": {"cpus": 8, "gpus": 8}},
+    },
+    "table4-office-home": {
+        "paper": "Table 4",
+        "description": "Office-Home (4 domains pooled, per-domain accuracy), ResNet-18, batch 64: 5-fold CV",
+        "spec": {"dataset": "office_home", "backbone": "resnet18", "variants": _BASE_SE_SRM, "folds": 5,
+                 "protocol": "office_home", "resources": {"cpus": 4, "gpus": 1}},
+    },
+    "table5-dtd-resnet32": {
+        "paper": "Table 5",
+        "description": "DTD, CIFAR-style ResNet-32: baseline/SE/SRM, 5-fold CV, CIFAR protocol on Decathlon-style images",
+        "spec": {"dataset": "dtd", "backbone": "cifar_resnet32", "variants": _BASE_SE_SRM, "folds": 5,
+                 "protocol": "dtd", "resources": {"cpus": 2, "gpus": 1}},
+    },
+    "table5-dtd-resnet56": {
+        "paper": "Table 5, Figures 7-8",
+        "description": "DTD, CIFAR-style ResNet-56: baseline/SE/SRM, 5-fold CV, CIFAR protocol on Decathlon-style images",
+        "spec": {"dataset": "dtd", "backbone": "cifar_resnet56", "variants": _BASE_SE_SRM, "folds": 5,
+                 "protocol": "dtd", "resources": {"cpus": 2, "gpus": 1}},
+    },
+    "table6-pooling": {
+        "paper": "Table 6",
+        "description": "ImageNet, ResNet-50: style pooling ablation (avg, std, max, avg+max, avg+std)",
+        "spec": {"dataset": "imagenet", "backbone": "resnet50", "folds": None, "protocol": "imagenet",
+                 "variants": ["baseline"] + [{"kind": "srm", "pooling": p}
+                                             for p in ("avg", "std", "max", "avg+max", "avg+std")],
+                 "resources": {"cpus": 8, "gpus": 8}},
+    },
+    "table7-integration": {
+        "paper": "Table 7",
+        "description": "ImageNet, ResNet-50: style integration ablation (MLP, MLP+BN, CFC, CFC+BN)",
+        "spec": {"dataset": "imagenet", "backbone": "resnet50", "folds": None, "protocol": "imagenet",
+                 "variants": ["baseline"] + [{"kind": "srm", "integration": i}
+                                             for i in ("mlp", "mlp+bn", "cfc", "cfc+bn")],
+                 "resources": {"cpus": 8, "gpus": 8}},
+    },
+}
+
+
+def list_presets() -> list[dict[str, Any]]:
+    return [{"name": name} | preset for name, preset in PRESETS.items()]
+
+
+def expand(name: str) -> dict[str, Any]:
+    """The preset's spec as a plain dict (a copy: callers may change it)."""
+    if name not in PRESETS:
+        raise SpecError("preset", f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    spec = PRESETS[name]["spec"]
+    return {key: (list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value)
+            for key, value in spec.items()} | {"name": name}

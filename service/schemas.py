@@ -1,0 +1,145 @@
+"""Request and response bodies of the REST API (pydantic v2)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+VariantKind = Literal["baseline", "se", "ge", "srm", "cbam"]
+DEFAULT_VARIANTS = ("baseline", "se", "ge", "srm")
+
+
+class Variant(BaseModel):
+    """A recalibration variant: its kind plus ablation keywords, e.g. {"kind": "srm", "pooling": "avg+max"}."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: VariantKind
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+def _variants_from_names(value: Any) -> Any:
+    """Accept "srm" as shorthand for {"kind": "srm"}."""
+    if isinstance(value, list):
+        return [{"kind": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+class Resources(BaseModel):
+    """What one trial reserves on Ray."""
+
+    model_config = ConfigDict(extra="forbid")
+    cpus: float = Field(1.0, gt=0, description="CPUs per trial")
+    gpus: float = Field(0.0, ge=0, description="GPUs per trial (fractions share a GPU)")
+
+
+class JobSpec(BaseModel):
+    """A full comparison job: every field resolved (presets expand into this)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataset: str = Field(description="a name from GET /v1/datasets, or imagefolder:<path relative to the data dir>")
+    backbone: str = Field(description="a backbone name from GET /v1/models, e.g. cifar_resnet20 or resnet50")
+    variants: list[Variant] = Field(default_factory=lambda: [Variant(kind=k) for k in DEFAULT_VARIANTS],
+                                    min_length=1)
+    folds: int | None = Field(5, ge=2, description="k for k-fold cross-validation; null for the official split")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    protocol: str = Field("quick", description="a training protocol name from the workers package")
+    overrides: dict[str, Any] = Field(default_factory=dict,
+                                      description="protocol fields to change: epochs, batch_size, lr, image_size ...")
+    resources: Resources = Field(default_factory=Resources)
+    name: str | None = Field(None, max_length=200)
+
+    _names = field_validator("variants", mode="before")(_variants_from_names)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct")
+        return seeds
+
+
+class JobRequest(BaseModel):
+    """POST /v1/jobs body: a full spec, or a preset plus any fields that change it."""
+
+    model_config = ConfigDict(extra="forbid")
+    preset: str | None = Field(None, description="a paper experiment from GET /v1/presets")
+    dataset: str | None = None
+    backbone: str | None = None
+    variants: list[Variant] | None = None
+    folds: int | None = Field(None, ge=2)
+    seeds: list[int] | None = Field(None, min_length=1)
+    protocol: str | None = None
+    overrides: dict[str, Any] | None = None
+    resources: Resources | None = None
+    name: str | None = Field(None, max_length=200)
+
+    _names = field_validator("variants", mode="before")(_variants_from_names)
+
+    def explicit_fields(self) -> dict[str, Any]:
+        """The fields the client set (folds=null counts: it asks for the official split)."""
+        return {name: getattr(self, name) for name in self.model_fields_set if name != "preset"}
+
+
+class TrialOut(BaseModel):
+    id: int
+    variant: str
+    fold: int | None
+    seed: int
+    status: str
+    attempts: int
+    reused: bool
+    top1: float | None
+    top5: float | None
+    device: str | None
+    train_time_s: float | None
+    mlflow_run_id: str | None
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Progress(BaseModel):
+    total: int
+    finished: int
+    counts: dict[str, int]
+    fraction: float
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str | None
+    status: str
+    n_trials: int
+    dataset: str
+    backbone: str
+    protocol: str
+    protocol_hash: str
+    cancel_requested: bool
+    error: str | None
+    mlflow_experiment_id: str | None
+    mlflow_run_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobDetail(JobOut):
+    spec: dict[str, Any]
+    progress: Progress
+    trials: list[TrialOut]
+
+
+class JobCreated(BaseModel):
+    id: str
+    status: str
+    n_trials: int
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int

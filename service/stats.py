@@ -1,0 +1,98 @@
+"""Cross-validation statistics: mean, spread, confidence interval and paired tests (SciPy).
+
+With k folds there are only k paired differences, so the tests can say little; every
+comparison reports the smallest p-value its test could reach with that many pairs.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from scipy import special, stats
+
+
+def describe(values: Sequence[float], confidence: float = 0.95) -> dict[str, float | int | None]:
+    """n, mean, sample std (ddof=1) and a Student-t confidence interval of the mean."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = int(x.size)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "ci_low": None, "ci_high": None}
+    mean = float(x.mean())
+    if n == 1:
+        return {"n": 1, "mean": mean, "std": None, "ci_low": None, "ci_high": None}
+    std = float(x.std(ddof=1))
+    half = _t_critical(confidence, n - 1) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+
+
+@lru_cache(maxsize=256)
+def _t_critical(confidence: float, dof: int) -> float:
+    """Two-sided Student-t quantile; cached because every results request asks for the same few."""
+    return float(stats.t.ppf(0.5 + confidence / 2, dof))
+
+
+def min_wilcoxon_p(n_pairs: int) -> float:
+    """The smallest two-sided p-value an exact Wilcoxon signed-rank test can give on n pairs: 2 / 2^n."""
+    return min(1.0, 2.0 / 2 ** n_pairs)
+
+
+def paired_t_test(diff: np.ndarray) -> tuple[float, float]:
+    """Paired t statistic and two-sided p from the differences (what scipy.stats.ttest_rel computes,
+    via the t CDF ufunc: ttest_rel's argument handling costs milliseconds per call on a hot path)."""
+    n = diff.size
+    t = float(diff.mean() / (diff.std(ddof=1) / math.sqrt(n)))
+    return t, float(2 * special.stdtr(n - 1, -abs(t)))
+
+
+@lru_cache(maxsize=8192)
+def _wilcoxon_on_signed_ranks(signed_ranks: tuple[float, ...]) -> tuple[float, float]:
+    return tuple(float(v) for v in stats.wilcoxon(signed_ranks, zero_method="wilcox", alternative="two-sided"))
+
+
+def wilcoxon_test(diff: np.ndarray) -> tuple[float, float]:
+    """Wilcoxon signed-rank statistic and two-sided p, as scipy.stats.wilcoxon gives them for `diff`.
+
+    The test sees only the signs and ranks of the differences, so SciPy runs on the sorted signed
+    ranks and the answer is cached: fold accuracies repeat patterns, and SciPy's wilcoxon costs
+    milliseconds per call on the API's hot path.
+    """
+    signed_ranks = np.sign(diff) * stats.rankdata(np.abs(diff))
+    return _wilcoxon_on_signed_ranks(tuple(sorted(signed_ranks.tolist())))
+
+
+def paired_comparison(baseline: Sequence[float], variant: Sequence[float]) -> dict[str, object]:
+    """Gain of `variant` over `baseline` on the same folds, a paired t-test and a Wilcoxon signed-rank test."""
+    diff = np.asarray(variant, dtype=float) - np.asarray(baseline, dtype=float)
+    n = int(diff.size)
+    result: dict[str, object] = {
+        "n_pairs": n,
+        "gain_mean": float(diff.mean()) if n else None,
+        "gain_std": float(diff.std(ddof=1)) if n > 1 else None,
+        "t_statistic": None, "t_pvalue": None,
+        "wilcoxon_statistic": None, "wilcoxon_pvalue": None,
+        "min_wilcoxon_pvalue": min_wilcoxon_p(n) if n else None,
+    }
+    # Identical differences (up to float rounding) have no spread: the t-test is undefined.
+    if n >= 2 and np.ptp(diff) > 1e-9 * max(1.0, float(np.abs(diff).max())):
+        result["t_statistic"], result["t_pvalue"] = paired_t_test(diff)
+    if n >= 1 and np.any(diff != 0):
+        result["wilcoxon_statistic"], result["wilcoxon_pvalue"] = wilcoxon_test(diff)
+    result["note"] = power_note(n)
+    return result
+
+
+def power_note(n_pairs: int) -> str:
+    """What a paired test on this many folds can and cannot show."""
+    if n_pairs < 2:
+        return "fewer than 2 paired folds: no test is possible"
+    floor = min_wilcoxon_p(n_pairs)
+    note = (f"{n_pairs} paired folds: an exact two-sided Wilcoxon test can never go below "
+            f"p = {floor:.4g}")
+    if floor > 0.05:
+        note += ", so it cannot reach p < 0.05 however large the gain; read the t-test (which assumes "
+        note += "normal differences) and the gain's size with that in mind"
+    else:
+        note += "; folds share training data, so both tests overstate the evidence somewhat"
+    return note

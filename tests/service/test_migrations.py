@@ -1,0 +1,63 @@
+"""The schema changes only through Alembic: upgrade, downgrade, and no drift from the models."""
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+
+from service import db
+from service.models import Base
+
+TABLES = {"jobs", "trials", "variant_summaries"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    from tests.service.pg import fresh_database
+
+    with fresh_database("srm_bench_mig") as url:
+        yield url
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_then_downgrade_then_upgrade(empty_url):
+    db.upgrade(empty_url)
+    assert _tables(empty_url) == TABLES
+    db.downgrade(empty_url, "base")
+    assert _tables(empty_url) == set()
+    db.upgrade(empty_url)
+    assert _tables(empty_url) == TABLES
+
+
+def test_models_and_migrations_do_not_drift(empty_url):
+    db.upgrade(empty_url)
+    engine = create_engine(empty_url)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    assert diff == [], f"models and migrations differ; add a migration: {diff}"
+    assert version == "0001"
+
+
+def test_indexes_for_results_and_leaderboard_exist(empty_url):
+    db.upgrade(empty_url)
+    engine = create_engine(empty_url)
+    inspector = inspect(engine)
+    trial_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("trials")}
+    summary_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("variant_summaries")}
+    engine.dispose()
+    assert ("job_id", "variant") in trial_indexes
+    assert ("content_hash", "status") in trial_indexes
+    assert ("dataset", "backbone", "protocol_hash", "variant") in summary_indexes
