@@ -3,10 +3,11 @@ with a million trial rows, on PostgreSQL and on SQLite, at a fixed request rate.
 
     .venv/bin/python benchmarks/bench_api_load.py                      # both databases, 1M trials
     .venv/bin/python benchmarks/bench_api_load.py --db sqlite --trials 100000 --duration 10
+    .venv/bin/python benchmarks/bench_api_load.py --workers 1 2        # each server size, side by side
 
 What it does, per database: a fresh database migrated to head; jobs, trials and per-variant
 summaries bulk-inserted (PostgreSQL COPY, SQLite executemany in one transaction); the real
-`srm-bench serve --no-dispatcher` under uvicorn on a free port; then an open-loop load of
+`srm-bench serve --no-dispatcher --workers N` under uvicorn on a free port (for each N in --workers); then an open-loop load of
 --rate requests/s (a new request every 1/rate s, whether or not earlier ones returned) for
 --duration seconds per endpoint, each request for a random finished job or (dataset, backbone).
 Before the load, --sequential requests one at a time give each endpoint's service time alone
@@ -140,12 +141,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(url: str, home: Path):
+def serving(url: str, home: Path, workers: int = 1):
     port = free_port()
     env = {**os.environ, "SRM_BENCH_DATABASE_URL": url, "SRM_BENCH_HOME": str(home)}
     env.pop("SRM_BENCH_API_TOKEN", None)
     process = subprocess.Popen([str(Path(sys.executable).parent / "srm-bench"), "serve", "--port", str(port),
-                                "--no-dispatcher", "--log-level", "warning"], env=env,
+                                "--no-dispatcher", "--workers", str(workers), "--log-level", "warning"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -231,11 +232,13 @@ def run(kind: str, args, rows) -> dict:
         report["insert_s"] = round(time.perf_counter() - start, 1)
         job_paths = [f"/v1/jobs/{row[0]}/results" for row in random.sample(jobs, min(2000, len(jobs)))]
         board_paths = [f"/v1/leaderboard?dataset={d}&backbone={b}&protocol=quick" for d, b in combos(args.combos)]
-        with serving(url, Path(home)) as base:
-            report["results_sequential"] = sequential(base, job_paths, args.sequential)
-            report["leaderboard_sequential"] = sequential(base, board_paths, args.sequential)
-            report["results"] = asyncio.run(load(base, job_paths, args.rate, args.duration))
-            report["leaderboard"] = asyncio.run(load(base, board_paths, args.rate, args.duration))
+        for workers in args.workers:
+            with serving(url, Path(home), workers) as base:
+                report[f"workers={workers}"] = {
+                    "results_sequential": sequential(base, job_paths, args.sequential),
+                    "leaderboard_sequential": sequential(base, board_paths, args.sequential),
+                    "results": asyncio.run(load(base, job_paths, args.rate, args.duration)),
+                    "leaderboard": asyncio.run(load(base, board_paths, args.rate, args.duration))}
     return report
 
 
@@ -247,6 +250,7 @@ def main() -> None:
     parser.add_argument("--combos", type=int, default=50, help="distinct (dataset, backbone) pairs")
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per endpoint")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="API processes of the server")
     parser.add_argument("--sequential", type=int, default=200, help="requests sent one at a time first")
     parser.add_argument("--pg-admin-url", default=os.environ.get(
         "SRM_BENCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))

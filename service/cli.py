@@ -1,6 +1,7 @@
 """The `srm-bench` command line: serve the API, submit and watch jobs, print results, run the demo."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -56,14 +57,46 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
 def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
           port: int = typer.Option(8000, help="port to listen on"),
           dispatcher: bool = typer.Option(True, help="also run queued jobs (--no-dispatcher: API only)"),
+          workers: int = typer.Option(1, min=1, max=64, help="API processes; the dispatcher still runs once"),
           log_level: str = typer.Option("info")) -> None:
     """Serve the REST API (and, by default, a dispatcher that runs queued jobs on Ray)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    from service.api import create_app
+    from service import db, settings
+    from service.api.app import create_app, dispatcher_thread
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(with_dispatcher=dispatcher), host=host, port=port, log_level=log_level)
+    if workers == 1:
+        uvicorn.run(create_app(with_dispatcher=dispatcher), host=host, port=port, log_level=log_level)
+        return
+    # Several API processes (uvicorn spawns each and imports the app factory there, without a
+    # dispatcher); the schema is upgraded here first so they never race to create it, and the one
+    # dispatcher runs in this supervising process.
+    url = settings.database_url()
+    db.upgrade(url)
+    config = uvicorn.Config("service.api:create_app", factory=True, workers=workers, host=host, port=port,
+                            log_level=log_level)
+    with dispatcher_thread(db.session_factory(url)) if dispatcher else contextlib.nullcontext():
+        try:
+            Multiprocess(config, sockets=[_tcp_listener(host, port)]).run()
+        except KeyboardInterrupt:
+            pass
+
+
+def _tcp_listener(host: str, port: int) -> socket.socket:
+    """The shared listening socket for API processes, created as IPPROTO_TCP.
+
+    uvicorn's own --workers path binds it with proto 0; asyncio then never sets TCP_NODELAY on
+    accepted connections, and every keep-alive response waits ~40 ms for the client's delayed
+    ACK (github.com/Kludex/uvicorn/issues/3149).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.set_inheritable(True)
+    return listener
 
 
 @app.command()
@@ -164,7 +197,8 @@ def follow(client: Client, job_id: str, poll_s: float = 1.0) -> dict[str, Any]:
         task = bar.add_task(f"job {job_id[:8]}", total=detail["progress"]["total"], counts="")
         while True:
             counts = detail["progress"]["counts"]
-            bar.update(task, completed=detail["progress"]["finished"],
+            # running trials count by their epochs done, so the bar moves within a trial too
+            bar.update(task, completed=round(detail["progress"]["fraction"] * detail["progress"]["total"], 2),
                        counts=" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
             if detail["status"] in FINISHED:
                 return detail
@@ -178,13 +212,23 @@ def _print_trials(detail: dict[str, Any]) -> None:
                   f"trials finished ({', '.join(f'{k} {v}' for k, v in sorted(progress['counts'].items()))})")
     if detail.get("error"):
         console.print(f"[red]{detail['error']}[/red]")
-    table = Table("variant", "fold", "seed", "status", "attempts", "top-1", "device", "time (s)", "error")
+    table = Table("variant", "fold", "seed", "status", "attempts", "progress", "val top-1", "top-1", "device",
+                  "time (s)", "error")
     for t in detail["trials"]:
         table.add_row(t["variant"], "-" if t["fold"] is None else str(t["fold"]), str(t["seed"]),
-                      t["status"] + (" (reused)" if t["reused"] else ""), str(t["attempts"]),
+                      t["status"] + (" (reused)" if t["reused"] else ""), str(t["attempts"]), _trial_progress(t),
+                      "-" if t["val_top1"] is None else f"{t['val_top1']:.2f}",
                       "-" if t["top1"] is None else f"{t['top1']:.4f}", t["device"] or "",
                       "-" if t["train_time_s"] is None else f"{t['train_time_s']:.1f}", (t["error"] or "")[:60])
     console.print(table)
+
+
+def _trial_progress(trial: dict[str, Any]) -> str:
+    """'60% (epoch 3)', or the epoch alone while the trial's epoch count is unknown."""
+    epoch = "" if trial["epoch"] is None else f"epoch {trial['epoch']}"
+    if trial["progress"] is None:
+        return epoch or "-"
+    return f"{trial['progress']:.0%}" + (f" ({epoch})" if epoch else "")
 
 
 @app.command()

@@ -3,7 +3,8 @@
 SQL is the truth. A dispatcher claims a job with a lease it renews while the job runs; if
 the process dies, the lease runs out and the next dispatcher (or the restarted one) takes
 the job over. Finished trials are never run again: each is written to SQL the moment it
-ends, with a guard so that a trial ends exactly once. Several dispatchers may share one
+ends, with a guard so that a trial ends exactly once. A trial handed to Tune stays queued
+until Tune starts it; then each epoch updates its progress (one UPDATE). Several dispatchers may share one
 PostgreSQL: claims use SELECT ... FOR UPDATE SKIP LOCKED plus a conditional UPDATE.
 """
 from __future__ import annotations
@@ -168,7 +169,8 @@ class Dispatcher:
                 stop.set()
 
     def _prepare_trials(self, session: Session, job: Job) -> list[Trial]:
-        """Requeue trials a dead dispatcher left running, reuse identical finished trials, mark the rest running."""
+        """Requeue trials a dead dispatcher left running and reuse identical finished trials; the rest
+        stay queued (with a new attempt) until Tune starts them."""
         now = utcnow()
         trials = list(session.scalars(select(Trial).where(Trial.job_id == job.id).order_by(Trial.id)))
         pending = [t for t in trials if t.status not in FINISHED]
@@ -180,9 +182,11 @@ class Dispatcher:
                 trial.status, trial.reused, trial.reused_from = "succeeded", True, donor.reused_from or donor.id
                 trial.top1, trial.top5, trial.metrics = donor.top1, donor.top5, donor.metrics
                 trial.train_time_s, trial.device, trial.mlflow_run_id = donor.train_time_s, donor.device, donor.mlflow_run_id
+                trial.progress, trial.epoch, trial.val_top1 = 1.0, donor.epoch, donor.val_top1
                 trial.started_at = trial.finished_at = now
             else:
-                trial.status, trial.attempts, trial.started_at, trial.error = "running", trial.attempts + 1, now, None
+                trial.status, trial.attempts, trial.started_at, trial.error = "queued", trial.attempts + 1, None, None
+                trial.progress = trial.epoch = trial.val_top1 = None  # a new attempt trains from the start
                 to_run.append(trial)
         session.commit()
         return to_run
@@ -229,7 +233,11 @@ class Dispatcher:
                 self._record(trial_id, "cancelled", None, error)
             elif not (self.stop_event.is_set() or flags["lost"]):
                 self._record(trial_id, "failed", None, error)
-            # else: stopped by a shutdown, not by its own fault; it stays 'running' and is requeued
+            # else: stopped by a shutdown, not by its own fault; it stays unfinished and is requeued
+
+        def on_trial_progress(trial_spec, progress: dict) -> None:
+            self._progress(trial_ids[_trial_key(trial_spec.variant_label(), trial_spec.fold, trial_spec.seed)],
+                           progress)
 
         # A fresh Tune experiment per attempt: trials that SQL has as finished are never handed over again.
         attempt = max(t.attempts for t in trials)
@@ -237,7 +245,23 @@ class Dispatcher:
         return run_experiment(f"job-{job_id}-attempt{attempt}", specs, data_dir=str(settings.data_dir()),
                               resources={"cpu": resources.get("cpus", 1), "gpu": resources.get("gpus", 0)},
                               mlflow_parent_run_id=parent_run, on_trial_complete=on_trial_complete,
-                              should_stop=lambda: stop.is_set() or self.stop_event.is_set())
+                              on_trial_progress=on_trial_progress, should_stop=lambda: stop.is_set() or self.stop_event.is_set())
+
+    def _progress(self, trial_id: int, progress: dict[str, Any]) -> None:
+        """One UPDATE per start or epoch: the trial runs, with how far it got and its MLflow run."""
+        epoch, epochs = int(progress.get("epoch") or 0), progress.get("epochs")
+        values: dict[str, Any] = {"status": "running", "epoch": epoch,
+                                  "progress": min(epoch / epochs, 1.0) if epochs else None}
+        val_top1 = _finite((progress.get("metrics") or {}).get("val_top1"))
+        if val_top1 is not None:
+            values["val_top1"] = val_top1
+        if progress.get("mlflow_run_id"):
+            values["mlflow_run_id"] = progress["mlflow_run_id"]
+        if epoch == 0:
+            values["started_at"] = utcnow()
+        with self.sessions() as session:
+            session.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(FINISHED)).values(**values))
+            session.commit()
 
     def _record(self, trial_id: int, status: str, result: dict | None, error: str | None) -> None:
         """Write one ended trial; the status guard makes a second report of the same trial a no-op."""
@@ -245,10 +269,13 @@ class Dispatcher:
         if result is not None:
             result = _jsonable(result)
             values |= {"top1": _finite(result.get("top1")), "top5": _finite(result.get("top5")), "metrics": result,
-                       "train_time_s": result.get("train_time_s"), "device": result.get("device"),
-                       "mlflow_run_id": result.get("mlflow_run_id")}
+                       "train_time_s": result.get("train_time_s"), "device": result.get("device")}
+            if status == "succeeded":
+                values |= {"progress": 1.0, "epoch": result.get("epochs")}
+            if result.get("mlflow_run_id"):
+                values["mlflow_run_id"] = result["mlflow_run_id"]
         with self.sessions() as session:
-            written = session.execute(update(Trial).where(Trial.id == trial_id, Trial.status == "running")
+            written = session.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(FINISHED))
                                       .values(**values)).rowcount
             session.commit()
         if not written:
@@ -268,7 +295,7 @@ class Dispatcher:
 
     def _fail_unfinished(self, job_id: str, error: str) -> None:
         with self.sessions() as session:
-            session.execute(update(Trial).where(Trial.job_id == job_id, Trial.status == "running")
+            session.execute(update(Trial).where(Trial.job_id == job_id, Trial.status.not_in(FINISHED))
                             .values(status="failed", error=error, finished_at=utcnow()))
             session.execute(update(Job).where(Job.id == job_id).values(error=error))
             session.commit()
@@ -281,7 +308,7 @@ class Dispatcher:
             trial = trials.get(_trial_key(spec.variant_label(), spec.fold, spec.seed))
             if trial is None:
                 continue
-            if trial.status == "running":
+            if trial.status not in FINISHED:
                 self._record(trial.id, outcome.status, outcome.result, outcome.error)
             run_id = getattr(outcome, "mlflow_run_id", None)
             if run_id and not trial.reused:
@@ -291,8 +318,8 @@ class Dispatcher:
 
     def _release(self, session: Session, job: Job) -> None:
         """Graceful shutdown: unfinished trials go back to the queue for the next dispatcher."""
-        session.execute(update(Trial).where(Trial.job_id == job.id, Trial.status == "running")
-                        .values(status="queued", started_at=None))
+        session.execute(update(Trial).where(Trial.job_id == job.id, Trial.status.not_in(FINISHED))
+                        .values(status="queued", started_at=None, progress=None, epoch=None, val_top1=None))
         job.status, job.lease_owner, job.lease_expires_at = "queued", None, None
         session.commit()
         log.info("job %s released for another dispatcher", job.id)

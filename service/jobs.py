@@ -75,11 +75,13 @@ def list_jobs(session: Session, status: str | None = None, dataset: str | None =
 
 
 def progress(job: Job) -> dict[str, Any]:
+    """Trial counts by status; the fraction counts finished trials whole and running ones by their progress."""
     counts = Counter(trial.status for trial in job.trials)
     finished = sum(counts[s] for s in FINISHED)
     total = len(job.trials)
+    running = sum(trial.progress or 0.0 for trial in job.trials if trial.status == "running")
     return {"total": total, "finished": finished, "counts": dict(counts),
-            "fraction": finished / total if total else 1.0}
+            "fraction": (finished + running) / total if total else 1.0}
 
 
 def cancel_job(session: Session, job_id: str) -> Job:

@@ -86,6 +86,11 @@ class Trial(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Live progress, one UPDATE per epoch: fraction of the training done (0..1; null while the
+    # epoch count is unknown), epochs done, and the held-out top-1 after the latest epoch.
+    progress: Mapped[float | None] = mapped_column(Float)
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    val_top1: Mapped[float | None] = mapped_column(Float)
 
     job: Mapped[Job] = relationship(back_populates="trials")
 

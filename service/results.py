@@ -8,9 +8,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
+from service.errors import JobNotFound
 from service.models import Job, Trial, VariantSummary
 from service.stats import describe, paired_comparison, power_note
 
@@ -72,10 +73,24 @@ def fold_rows(trials: Sequence[Any]) -> list[dict[str, Any]]:
 RESULT_COLUMNS = (Trial.id, Trial.variant, Trial.fold, Trial.seed, Trial.status, Trial.top1, Trial.top5,
                   Trial.metrics, Trial.reused, Trial.device, Trial.train_time_s, Trial.mlflow_run_id, Trial.error)
 
+# The results endpoint's two queries, built once: building a statement costs SQLAlchemy more
+# CPU than running it against the (job_id) index, and a reused statement hits the compiled cache.
+JOB_COLUMNS = select(Job.id, Job.status, Job.dataset, Job.backbone, Job.protocol, Job.protocol_hash) \
+    .where(Job.id == bindparam("job_id"))
+TRIALS_OF_JOB = select(*RESULT_COLUMNS).where(Trial.job_id == bindparam("job_id")).order_by(Trial.id)
 
-def job_results(session: Session, job: Job) -> dict[str, Any]:
-    # Plain rows, not ORM objects: this is the hot read path of the API.
-    trials = session.execute(select(*RESULT_COLUMNS).where(Trial.job_id == job.id).order_by(Trial.id)).all()
+
+def job_results_by_id(session: Session, job_id: str) -> dict[str, Any]:
+    """`job_results` for the API: plain rows of the needed columns, no ORM objects (the hot read path)."""
+    job = session.execute(JOB_COLUMNS, {"job_id": job_id}).first()
+    if job is None:
+        raise JobNotFound(job_id)
+    return job_results(session, job)
+
+
+def job_results(session: Session, job: Any) -> dict[str, Any]:
+    """Per-variant rows and per-fold rows of a job (a `Job` or a row with its id, status, dataset...)."""
+    trials = session.execute(TRIALS_OF_JOB, {"job_id": job.id}).all()
     rows = variant_rows(trials)
     n_pairs = max((r["gain"]["n_pairs"] for r in rows if r["gain"]), default=0)
     return {"job_id": job.id, "status": job.status, "dataset": job.dataset, "backbone": job.backbone,
@@ -185,13 +200,8 @@ def _pooled(n: float, total: float, total_sq: float) -> tuple[float | None, floa
     return mean, std
 
 
-def leaderboard(session: Session, dataset: str | None = None, backbone: str | None = None,
-                protocol: str | None = None) -> list[dict[str, Any]]:
-    """Per (dataset, backbone, protocol hash): every variant pooled over all finished jobs, best top-1 first.
-
-    Summaries exist only for finished jobs (the dispatcher writes them as a job ends), so this
-    reads the small summaries table alone, never the trials.
-    """
+def _leaderboard_query(filters: tuple[str, ...]) -> Select:
+    """Per-variant sums over the summaries table, filtered on the named columns (bound per call)."""
     s = VariantSummary
     top1_sq = (s.n_trials - 1) * func.coalesce(s.top1_std, 0.0) * func.coalesce(s.top1_std, 0.0) \
         + s.n_trials * s.top1_mean * s.top1_mean
@@ -204,11 +214,30 @@ def leaderboard(session: Session, dataset: str | None = None, backbone: str | No
                     func.sum(s.n_trials * s.top5_mean), func.sum(top5_sq),
                     func.max(s.params), func.max(s.macs), func.avg(s.images_per_s))
              .group_by(s.dataset, s.backbone, s.protocol, s.protocol_hash, s.variant))
-    for column, value in ((s.dataset, dataset), (s.backbone, backbone), (s.protocol, protocol)):
-        if value:
-            query = query.where(column == value)
+    for name in filters:
+        query = query.where(getattr(s, name) == bindparam(name))
+    return query
+
+
+# One prebuilt statement per combination of filters (8 in all): see TRIALS_OF_JOB.
+_LEADERBOARD_QUERIES: dict[tuple[str, ...], Select] = {}
+
+
+def leaderboard(session: Session, dataset: str | None = None, backbone: str | None = None,
+                protocol: str | None = None) -> list[dict[str, Any]]:
+    """Per (dataset, backbone, protocol hash): every variant pooled over all finished jobs, best top-1 first.
+
+    Summaries exist only for finished jobs (the dispatcher writes them as a job ends), so this
+    reads the small summaries table alone, never the trials.
+    """
+    values = {name: value for name, value in
+              (("dataset", dataset), ("backbone", backbone), ("protocol", protocol)) if value}
+    filters = tuple(values)
+    if filters not in _LEADERBOARD_QUERIES:
+        _LEADERBOARD_QUERIES[filters] = _leaderboard_query(filters)
     boards: dict[tuple, dict[str, Any]] = {}
-    for (ds, bb, proto, phash, variant, n_jobs, n, t1, t1sq, n5, t5, t5sq, params, macs, ips) in session.execute(query):
+    for (ds, bb, proto, phash, variant, n_jobs, n, t1, t1sq, n5, t5, t5sq, params, macs, ips) \
+            in session.execute(_LEADERBOARD_QUERIES[filters], values):
         board = boards.setdefault((ds, bb, phash), {"dataset": ds, "backbone": bb, "protocol": proto,
                                                     "protocol_hash": phash, "rows": []})
         top1_mean, top1_std = _pooled(n, t1, t1sq)

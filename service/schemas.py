@@ -99,13 +99,17 @@ class TrialOut(BaseModel):
     error: str | None
     started_at: datetime | None
     finished_at: datetime | None
+    progress: float | None = Field(description="fraction of the trial's training done, 0..1; null until it "
+                                               "starts or while its epoch count is unknown")
+    epoch: int | None = Field(description="epochs done so far")
+    val_top1: float | None = Field(description="held-out top-1 (%) after the latest epoch")
 
 
 class Progress(BaseModel):
     total: int
     finished: int
     counts: dict[str, int]
-    fraction: float
+    fraction: float = Field(description="finished trials plus the done part of running ones, over all trials")
 
 
 class JobOut(BaseModel):

@@ -2,6 +2,10 @@
 
 With k folds there are only k paired differences, so the tests can say little; every
 comparison reports the smallest p-value its test could reach with that many pairs.
+
+The inputs are a handful of fold accuracies and these run on every results request, so the
+arithmetic is plain Python floats (NumPy's per-call overhead dwarfs five numbers) and SciPy is
+called only where it does real work: t quantiles and the exact Wilcoxon distribution, both cached.
 """
 from __future__ import annotations
 
@@ -13,16 +17,23 @@ import numpy as np
 from scipy import special, stats
 
 
+def _mean_std(x: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample std (ddof=1, two-pass) of a few floats."""
+    mean = math.fsum(x) / len(x)
+    if len(x) < 2:
+        return mean, None
+    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in x) / (len(x) - 1))
+
+
 def describe(values: Sequence[float], confidence: float = 0.95) -> dict[str, float | int | None]:
     """n, mean, sample std (ddof=1) and a Student-t confidence interval of the mean."""
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    n = int(x.size)
+    x = [float(v) for v in values if v is not None and math.isfinite(v)]
+    n = len(x)
     if n == 0:
         return {"n": 0, "mean": None, "std": None, "ci_low": None, "ci_high": None}
-    mean = float(x.mean())
+    mean, std = _mean_std(x)
     if n == 1:
         return {"n": 1, "mean": mean, "std": None, "ci_low": None, "ci_high": None}
-    std = float(x.std(ddof=1))
     half = _t_critical(confidence, n - 1) * std / math.sqrt(n)
     return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
 
@@ -38,11 +49,12 @@ def min_wilcoxon_p(n_pairs: int) -> float:
     return min(1.0, 2.0 / 2 ** n_pairs)
 
 
-def paired_t_test(diff: np.ndarray) -> tuple[float, float]:
+def paired_t_test(diff: Sequence[float]) -> tuple[float, float]:
     """Paired t statistic and two-sided p from the differences (what scipy.stats.ttest_rel computes,
     via the t CDF ufunc: ttest_rel's argument handling costs milliseconds per call on a hot path)."""
-    n = diff.size
-    t = float(diff.mean() / (diff.std(ddof=1) / math.sqrt(n)))
+    n = len(diff)
+    mean, std = _mean_std(diff)
+    t = mean / (std / math.sqrt(n))
     return t, float(2 * special.stdtr(n - 1, -abs(t)))
 
 
@@ -51,33 +63,44 @@ def _wilcoxon_on_signed_ranks(signed_ranks: tuple[float, ...]) -> tuple[float, f
     return tuple(float(v) for v in stats.wilcoxon(signed_ranks, zero_method="wilcox", alternative="two-sided"))
 
 
-def wilcoxon_test(diff: np.ndarray) -> tuple[float, float]:
+def _signed_ranks(diff: Sequence[float]) -> tuple[float, ...]:
+    """Sorted signed ranks of |diff|; SciPy's rankdata (average ranks) only when there are ties."""
+    magnitudes = sorted(abs(d) for d in diff)
+    if len(set(magnitudes)) == len(magnitudes):
+        rank = {m: i + 1.0 for i, m in enumerate(magnitudes)}
+        ranks = [math.copysign(rank[abs(d)], d) if d else 0.0 for d in diff]
+    else:
+        ranks = (np.sign(diff) * stats.rankdata(np.abs(diff))).tolist()
+    return tuple(sorted(ranks))
+
+
+def wilcoxon_test(diff: Sequence[float]) -> tuple[float, float]:
     """Wilcoxon signed-rank statistic and two-sided p, as scipy.stats.wilcoxon gives them for `diff`.
 
     The test sees only the signs and ranks of the differences, so SciPy runs on the sorted signed
     ranks and the answer is cached: fold accuracies repeat patterns, and SciPy's wilcoxon costs
     milliseconds per call on the API's hot path.
     """
-    signed_ranks = np.sign(diff) * stats.rankdata(np.abs(diff))
-    return _wilcoxon_on_signed_ranks(tuple(sorted(signed_ranks.tolist())))
+    return _wilcoxon_on_signed_ranks(_signed_ranks(diff))
 
 
 def paired_comparison(baseline: Sequence[float], variant: Sequence[float]) -> dict[str, object]:
     """Gain of `variant` over `baseline` on the same folds, a paired t-test and a Wilcoxon signed-rank test."""
-    diff = np.asarray(variant, dtype=float) - np.asarray(baseline, dtype=float)
-    n = int(diff.size)
+    diff = [float(v) - float(b) for b, v in zip(baseline, variant, strict=True)]
+    n = len(diff)
+    gain_mean, gain_std = _mean_std(diff) if n else (None, None)
     result: dict[str, object] = {
         "n_pairs": n,
-        "gain_mean": float(diff.mean()) if n else None,
-        "gain_std": float(diff.std(ddof=1)) if n > 1 else None,
+        "gain_mean": gain_mean,
+        "gain_std": gain_std,
         "t_statistic": None, "t_pvalue": None,
         "wilcoxon_statistic": None, "wilcoxon_pvalue": None,
         "min_wilcoxon_pvalue": min_wilcoxon_p(n) if n else None,
     }
     # Identical differences (up to float rounding) have no spread: the t-test is undefined.
-    if n >= 2 and np.ptp(diff) > 1e-9 * max(1.0, float(np.abs(diff).max())):
+    if n >= 2 and max(diff) - min(diff) > 1e-9 * max(1.0, max(abs(d) for d in diff)):
         result["t_statistic"], result["t_pvalue"] = paired_t_test(diff)
-    if n >= 1 and np.any(diff != 0):
+    if n >= 1 and any(diff):
         result["wilcoxon_statistic"], result["wilcoxon_pvalue"] = wilcoxon_test(diff)
     result["note"] = power_note(n)
     return result

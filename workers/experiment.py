@@ -4,8 +4,8 @@ Tune schedules the trials over the cluster (fractional GPUs pack small models se
 GPU; CPU when there is no GPU), retries a trial whose worker died from its last checkpoint
 (FailureConfig), and keeps experiment state under the storage dir so a new driver calling
 ``run_experiment`` with the same name resumes the experiment (Tuner.restore). Callbacks run
-in the driver: they hand each finished trial to the caller at once, log MLflow runs, and
-poll ``should_stop`` so a cancel stops the running trials.
+in the driver: they hand each trial's start, epochs and end to the caller at once, log
+MLflow runs, and poll ``should_stop`` so a cancel stops the running trials.
 """
 from __future__ import annotations
 
@@ -23,10 +23,13 @@ from typing import Callable
 from ray import tune
 
 from . import paths, tracking
+from .protocols import get_protocol
 from .spec import TrialSpec
 
 log = logging.getLogger(__name__)
 OnTrialComplete = Callable[[TrialSpec, "dict | None", "str | None"], None]
+OnTrialProgress = Callable[[TrialSpec, dict], None]
+PROGRESS_METRICS = (*tracking.EPOCH_METRICS, "epoch_time_s")
 
 
 @dataclass
@@ -119,14 +122,16 @@ class _DriverCallback(tune.Callback):
     """Turns Tune's trial events into TrialOutcomes, MLflow runs and the caller's callback."""
 
     def __init__(self, specs: list[TrialSpec], parent_run_id: str | None,
-                 on_trial_complete: OnTrialComplete | None):
-        self.specs, self.parent_run_id, self.on_complete = specs, parent_run_id, on_trial_complete
+                 on_trial_complete: OnTrialComplete | None, on_trial_progress: OnTrialProgress | None = None):
+        self.specs, self.parent_run_id = specs, parent_run_id
+        self.on_complete, self.on_progress = on_trial_complete, on_trial_progress
         self.outcomes: dict[int, TrialOutcome] = {}
         self.run_ids: dict[int, str] = {}
         self.attempts: dict[int, int] = {}
+        self.last_epoch: dict[int, int] = {}
 
     def __getstate__(self):  # see _StopOnRequest.__getstate__
-        return {**self.__dict__, "on_complete": None}
+        return {**self.__dict__, "on_complete": None, "on_progress": None}
 
     def _index(self, trial) -> int:
         return int(trial.config["spec_index"])
@@ -147,17 +152,38 @@ class _DriverCallback(tune.Callback):
             run_id = self._mlflow("start run", tracking.start_trial_run, self.parent_run_id, self.specs[index])
             if run_id:
                 self.run_ids[index] = run_id
+        # A retried trial goes on from its checkpoint: its progress restarts where it was, not at 0.
+        self.progress(index, self.last_epoch.get(index, 0), {})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         index = self._index(trial)
-        if "epoch" in result and not result.get("final") and index in self.run_ids:
+        if "epoch" not in result or result.get("final"):
+            return
+        if index in self.run_ids:
             self._mlflow("log epoch", tracking.log_epoch, self.run_ids[index], result)
+        self.last_epoch[index] = int(result["epoch"])
+        self.progress(index, int(result["epoch"]), {k: result[k] for k in PROGRESS_METRICS if k in result},
+                      result.get("epochs"))
+
+    def progress(self, index: int, epoch: int, metrics: dict, epochs: int | None = None) -> None:
+        """Hand one trial's progress to the caller's callback; its errors are logged, never raised."""
+        if self.on_progress is None:
+            return
+        spec = self.specs[index]
+        update = {"epoch": epoch, "epochs": epochs or _planned_epochs(spec), "metrics": metrics,
+                  "mlflow_run_id": self.run_ids.get(index), "attempt": self.attempts.get(index, 0)}
+        try:
+            self.on_progress(spec, update)
+        except Exception:
+            log.exception("on_trial_progress raised for %s", spec.variant_label())
 
     def record(self, index: int, status: str, result: dict | None = None, error: str | None = None,
                checkpoint_file: Path | None = None) -> TrialOutcome:
         """Keep the trial's outcome, close its MLflow run and hand it to the caller's callback."""
-        spec = self.specs[index]
-        outcome = TrialOutcome(spec, status, result, error, self.run_ids.get(index), self.attempts.get(index, 0))
+        spec, run_id = self.specs[index], self.run_ids.get(index)
+        if result is not None:
+            result = {**result, "mlflow_run_id": run_id}
+        outcome = TrialOutcome(spec, status, result, error, run_id, self.attempts.get(index, 0))
         self.outcomes[index] = outcome
         if index in self.run_ids:
             mlflow_status = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}[status]
@@ -187,6 +213,16 @@ class _DriverCallback(tune.Callback):
         self.record(self._index(trial), "failed", error=_error_text(trial))
 
 
+def _planned_epochs(spec: TrialSpec) -> int | None:
+    """The trial's epochs when its protocol budgets epochs; None for an iterations budget
+    (its epoch count depends on the training split's size, known only inside the trial)."""
+    try:
+        protocol = get_protocol(spec.protocol, spec.overrides)
+    except ValueError:
+        return None
+    return None if protocol.iterations else protocol.epochs
+
+
 def _error_text(trial) -> str:
     """The last line of the trial's error file: the exception, without Ray's traceback."""
     error = getattr(trial, "error_file", None) or ""
@@ -200,11 +236,17 @@ def _error_text(trial) -> str:
 def run_experiment(name: str, specs: list[TrialSpec | dict], *, data_dir=None, storage_dir=None,
                    resources: dict | None = None, mlflow_parent_run_id: str | None = None,
                    on_trial_complete: OnTrialComplete | None = None,
+                   on_trial_progress: OnTrialProgress | None = None,
                    should_stop: Callable[[], bool] | None = None, max_failures: int = 1,
                    fault_injection: dict | None = None) -> list[TrialOutcome]:
     """Run (or resume, when ``name`` already has state in the storage dir) a job's trials on Ray.
 
-    Returns one TrialOutcome per spec, in the order of ``specs``. ``fault_injection`` is a
+    Returns one TrialOutcome per spec, in the order of ``specs``. Callbacks run in the driver:
+    ``on_trial_progress(spec, progress)`` when Tune starts a trial (epoch 0, or the epoch a
+    retry goes on from) and after each of its epochs, with ``progress`` = {"epoch", "epochs"
+    (None while unknown), "metrics" (that epoch's, e.g. val_top1), "mlflow_run_id", "attempt"};
+    ``on_trial_complete(spec, result, error)`` once it ends, where a result carries
+    ``result["mlflow_run_id"]`` (None without an MLflow parent run). ``fault_injection`` is a
     test hook passed to every trial (see ``workers.trial._maybe_crash``).
     """
     specs = [s if isinstance(s, TrialSpec) else TrialSpec.from_dict(s) for s in specs]
@@ -221,7 +263,7 @@ def run_experiment(name: str, specs: list[TrialSpec | dict], *, data_dir=None, s
                              data_dir=str(data_dir) if data_dir else None, fault_injection=fault_injection),
         _trial_resources(resources or {"cpu": 1, "gpu": 0}))
     stopper = _StopOnRequest(should_stop)
-    driver = _DriverCallback(specs, mlflow_parent_run_id, on_trial_complete)
+    driver = _DriverCallback(specs, mlflow_parent_run_id, on_trial_complete, on_trial_progress)
     run_config = tune.RunConfig(
         name=name, storage_path=str(storage), stop=stopper, callbacks=[driver], verbose=0,
         failure_config=tune.FailureConfig(max_failures=max_failures),

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 
 from fastapi import FastAPI
 
@@ -22,6 +23,22 @@ def _disconnect_ray() -> None:
         ray.shutdown()
 
 
+@contextmanager
+def dispatcher_thread(sessions) -> Iterator[None]:
+    """Run queued jobs in a background thread while the block lasts (`serve` runs exactly one)."""
+    from service.dispatcher import Dispatcher
+
+    dispatcher = Dispatcher(sessions)
+    thread = threading.Thread(target=dispatcher.run_forever, name="dispatcher", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        dispatcher.stop()
+        thread.join(timeout=60)
+        _disconnect_ray()
+
+
 def create_app(database_url: str | None = None, with_dispatcher: bool = False) -> FastAPI:
     """An app bound to one database; `with_dispatcher` also runs queued jobs in a background thread."""
     url = database_url or settings.database_url()
@@ -29,18 +46,8 @@ def create_app(database_url: str | None = None, with_dispatcher: bool = False) -
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         db.upgrade(url)
-        dispatcher = thread = None
-        if with_dispatcher:
-            from service.dispatcher import Dispatcher
-
-            dispatcher = Dispatcher(app.state.sessions)
-            thread = threading.Thread(target=dispatcher.run_forever, name="dispatcher", daemon=True)
-            thread.start()
-        yield
-        if dispatcher is not None:
-            dispatcher.stop()
-            thread.join(timeout=60)
-            _disconnect_ray()
+        with dispatcher_thread(app.state.sessions) if with_dispatcher else nullcontext():
+            yield
 
     app = FastAPI(title="SRM Bench", version=__version__, lifespan=lifespan,
                   description="Benchmark channel-recalibration modules (SRM, SE, GE, CBAM) with "

@@ -60,7 +60,7 @@ def cancel_job(job_id: str, session: SessionDep) -> JobDetail:
             responses={200: {"content": {"text/csv": {}, "text/markdown": {}}}})
 def job_results(job_id: str, session: SessionDep,
                 format: Literal["json", "csv", "markdown"] = "json"):  # noqa: A002 - the query parameter's name
-    summary = results.job_results(session, jobs.get_job(session, job_id))
+    summary = results.job_results_by_id(session, job_id)
     if format == "csv":
         return PlainTextResponse(results.to_csv(summary), media_type="text/csv")
     if format == "markdown":

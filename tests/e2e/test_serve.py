@@ -35,6 +35,8 @@ def test_submit_run_results_reuse_and_mlflow(server):
     assert detail["status"] == "succeeded", server.log_tail()
     assert detail["progress"]["counts"] == {"succeeded": 4}
     assert all(t["attempts"] == 1 and not t["reused"] and t["mlflow_run_id"] for t in detail["trials"])
+    assert all(t["progress"] == 1.0 and t["epoch"] >= 1 and t["val_top1"] is not None for t in detail["trials"])
+    assert detail["progress"]["fraction"] == 1.0
 
     results = server.http.get(f"/v1/jobs/{job_id}/results").json()
     rows = {r["variant"]: r for r in results["rows"]}
@@ -55,7 +57,7 @@ def test_submit_run_results_reuse_and_mlflow(server):
     again = server.http.post("/v1/jobs", json=tiny_job(name="again")).json()
     repeat = server.wait_finished(again["id"], timeout=60)
     assert repeat["status"] == "succeeded"
-    assert all(t["reused"] and t["attempts"] == 0 for t in repeat["trials"])
+    assert all(t["reused"] and t["attempts"] == 0 and t["progress"] == 1.0 for t in repeat["trials"])
     assert {(t["variant"], t["fold"], t["top1"]) for t in repeat["trials"]} == {
         (t["variant"], t["fold"], t["top1"]) for t in detail["trials"]}
 
@@ -72,7 +74,7 @@ def test_submit_run_results_reuse_and_mlflow(server):
     assert table.returncode == 0 and "srm" in table.stdout and "Wilcoxon p" in table.stdout, table.stderr
     status = subprocess.run([SRM_BENCH, "status", job_id, "--url", server.url], env=env, capture_output=True,
                             text=True, timeout=60)
-    assert status.returncode == 0 and "succeeded" in status.stdout
+    assert status.returncode == 0 and "succeeded" in status.stdout and "100%" in status.stdout, status.stdout
     rejected = subprocess.run([SRM_BENCH, "submit", "--dataset", TINY, "--backbone", "cifar_resnet20",
                                "--folds", "1", "--url", server.url], env=env, capture_output=True, text=True,
                               timeout=60)
@@ -100,7 +102,8 @@ def test_kill_the_server_mid_job_and_restart(server):
     trials = {(t["variant"], t["fold"]): t for t in after["trials"]}
     assert len(after["trials"]) == len(trials) == 4  # none lost, none duplicated
     for key, trial in trials.items():
-        assert trial["status"] == "succeeded"
+        assert trial["status"] == "succeeded" and trial["progress"] == 1.0
+        assert trial["mlflow_run_id"], f"{key} has no MLflow run id after the restart"
         if key in finished_at_crash:  # finished before the crash: kept, not run again
             assert trial["attempts"] == 1 and trial["top1"] == at_crash[key][1]
         else:  # running or queued at the crash: run once more, to completion

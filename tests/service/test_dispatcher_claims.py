@@ -71,7 +71,7 @@ def test_prepare_requeues_left_running_trials_and_reuses_identical_finished_ones
     reused, rerun, kept = trials
     assert reused.status == "succeeded" and reused.reused and reused.reused_from == donor.id
     assert reused.top1 == 0.7 and reused.attempts == 0
-    assert rerun.status == "running" and rerun.attempts == 2
+    assert rerun.status == "queued" and rerun.attempts == 2  # running once Tune starts it
     assert kept.status == "succeeded" and kept.top1 == 0.5 and not kept.reused
 
 

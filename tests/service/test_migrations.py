@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from service import db
@@ -48,7 +49,30 @@ def test_models_and_migrations_do_not_drift(empty_url):
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
-    assert version == "0001"
+    assert version == ScriptDirectory.from_config(db.alembic_config(empty_url)).get_current_head()
+
+
+def test_downgrading_the_progress_columns_keeps_the_rows(empty_url):
+    db.upgrade(empty_url)
+    engine = create_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO jobs (id, spec, status, dataset, backbone, protocol, protocol_hash, "
+                                "n_trials, cancel_requested, created_at) VALUES ('j', '{}', 'running', 'd', 'b', "
+                                "'quick', 'h', 1, false, CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO trials (job_id, variant, seed, spec, content_hash, status, attempts, "
+                                "reused, progress, epoch, val_top1) VALUES ('j', 'srm', 0, '{}', 'c', 'running', 1, "
+                                "false, 0.5, 3, 61.0)"))
+    db.downgrade(empty_url, "0001")
+    columns = {c["name"] for c in inspect(engine).get_columns("trials")}
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT variant, status FROM trials")).all()
+    db.upgrade(empty_url)
+    with engine.connect() as connection:
+        after = connection.execute(text("SELECT progress, epoch, val_top1 FROM trials")).all()
+    engine.dispose()
+    assert not {"progress", "epoch", "val_top1"} & columns
+    assert [tuple(row) for row in kept] == [("srm", "running")]
+    assert [tuple(row) for row in after] == [(None, None, None)]
 
 
 def test_indexes_for_results_and_leaderboard_exist(empty_url):

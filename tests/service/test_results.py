@@ -102,3 +102,73 @@ def test_leaderboard_pools_all_trials_of_jobs_with_the_same_protocol_hash(client
     assert http_board["rows"][0]["top1_mean"] == pytest.approx(np.mean(pooled))
     assert http_board["n_jobs"] == 2
     assert client.get("/v1/leaderboard", params={"dataset": "nothing"}).json() == []
+
+
+def test_results_of_an_unknown_job_is_a_clear_404(client):
+    response = client.get("/v1/jobs/nope/results")
+    assert response.status_code == 404 and "nope" in response.text
+
+
+def test_results_rows_match_between_job_object_and_id_paths(sessions, job):
+    from service.results import job_results_by_id
+
+    with sessions() as session:
+        assert job_results_by_id(session, job.id) == job_results(session, job)
+
+
+def test_worker_listener_is_tcp_so_asyncio_disables_nagle():
+    """uvicorn's own --workers listener has proto 0, which leaves Nagle on (40 ms per keep-alive reply)."""
+    import socket
+
+    from service.cli import _tcp_listener
+
+    with _tcp_listener("127.0.0.1", 0) as listener:
+        assert listener.proto == socket.IPPROTO_TCP
+        assert listener.get_inheritable()
+
+
+def test_serve_with_two_workers_answers_results_and_leaderboard(tmp_path):
+    """The real `srm-bench serve --workers 2` (SQLite file): both routes answer over keep-alive."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from service import db
+    from service.cli import _tcp_listener
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    db.upgrade(url)
+    with db.session_factory(url)() as session:
+        served = finished_job(session, {"baseline": BASELINE, "srm": SRM})
+        write_summaries(session, served)
+        session.commit()
+    with _tcp_listener("127.0.0.1", 0) as probe:
+        port = probe.getsockname()[1]
+    env = {**os.environ, "SRM_BENCH_DATABASE_URL": url, "SRM_BENCH_HOME": str(tmp_path)}
+    env.pop("SRM_BENCH_API_TOKEN", None)
+    server = subprocess.Popen([str(Path(sys.executable).parent / "srm-bench"), "serve", "--port", str(port),
+                               "--workers", "2", "--no-dispatcher", "--log-level", "warning"], env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    http.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+                    time.sleep(0.2)
+            for _ in range(4):
+                body = http.get(f"/v1/jobs/{served.id}/results").json()
+                assert [r["variant"] for r in body["rows"]] == ["baseline", "srm"]
+                assert body["rows"][1]["gain"]["wilcoxon_pvalue"] == pytest.approx(0.0625)
+            board = http.get("/v1/leaderboard", params={"dataset": "textures"}).json()
+            assert board[0]["rows"][0]["variant"] == "srm" and board[0]["n_jobs"] == 1
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0

@@ -78,3 +78,12 @@ def test_tests_agree_with_scipy_on_random_folds(n):
             expected_t = scipy_stats.ttest_rel(variant, baseline)
             assert result["t_pvalue"] == pytest.approx(expected_t.pvalue)
             assert result["t_statistic"] == pytest.approx(expected_t.statistic)
+
+
+@pytest.mark.parametrize("diff", [[0.0, 0.01, -0.02, 0.03], [0.0, 0.0, 0.01, 0.02, -0.03],
+                                  [0.01, -0.01, 0.02, 0.02, 0.05], [0.02, 0.02, 0.02]])
+def test_wilcoxon_with_zero_and_tied_differences_matches_scipy(diff):
+    from service.stats import wilcoxon_test
+
+    expected = scipy_stats.wilcoxon(diff, zero_method="wilcox")
+    assert wilcoxon_test(diff) == pytest.approx((expected.statistic, expected.pvalue))

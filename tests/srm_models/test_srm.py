@@ -160,7 +160,6 @@ def test_wrong_input_shape_is_a_clear_error():
 
 def test_reference_path_is_logged_once_at_debug(caplog):
     srm = SRM(4, pooling="max")
-    ops.fused  # the fused op module is loaded
     from srm_models.ops import _logged_reasons
     _logged_reasons.clear()
     with caplog.at_level(logging.DEBUG, logger="srm_models.ops"):

@@ -24,14 +24,23 @@ VARIANTS = ("baseline", "se", "ge", "srm")
 def test_four_variants_by_five_folds_with_mlflow_runs_under_the_parent(tmp_path, mlflow_home):
     specs = [tiny_spec(kind, fold=fold, epochs=1) for kind in VARIANTS for fold in range(5)]
     parent = tracking.start_job_run("job-1", "4x5", {"variants": list(VARIANTS)})
-    completed = []
+    completed, progress = [], []
     outcomes = run_experiment("job-4x5", specs, data_dir=tmp_path, storage_dir=tmp_path / "ray",
                               mlflow_parent_run_id=parent,
-                              on_trial_complete=lambda spec, result, error: completed.append((spec, error)))
+                              on_trial_complete=lambda spec, result, error: completed.append((spec, result, error)),
+                              on_trial_progress=lambda spec, update: progress.append((spec, update)))
     assert [o.status for o in outcomes] == ["succeeded"] * 20, [o.error for o in outcomes]
     assert [o.spec for o in outcomes] == specs
-    assert sorted((s.variant_label(), s.fold) for s, _ in completed) == sorted((s.variant_label(), s.fold) for s in specs)
-    assert all(error is None for _, error in completed)
+    assert sorted((s.variant_label(), s.fold) for s, _, _ in completed) == sorted((s.variant_label(), s.fold) for s in specs)
+    assert all(error is None for _, _, error in completed)
+    run_ids = {(o.spec.variant_label(), o.spec.fold): o.mlflow_run_id for o in outcomes}
+    assert all(result["mlflow_run_id"] == run_ids[(s.variant_label(), s.fold)] for s, result, _ in completed)
+    # per trial, in the driver: its start (epoch 0), then its one epoch with that epoch's metrics
+    for spec in specs:
+        updates = [u for s, u in progress if s == spec]
+        assert [(u["epoch"], u["epochs"]) for u in updates] == [(0, 1), (1, 1)]
+        assert updates[0]["metrics"] == {} and 0 <= updates[1]["metrics"]["val_top1"] <= 100
+        assert {u["mlflow_run_id"] for u in updates} == {run_ids[(spec.variant_label(), spec.fold)]}
     client = MlflowClient(tracking.tracking_uri())
     for outcome in outcomes:
         run = client.get_run(outcome.mlflow_run_id)
@@ -48,9 +57,13 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path):
     """Two identical trials; the first to finish epoch 1 kills its own worker process once."""
     spec = tiny_spec("srm", epochs=3)
     marker = tmp_path / "crashed-once"
+    starts = []
     outcomes = run_experiment("job-crash", [spec, spec], data_dir=tmp_path, storage_dir=tmp_path / "ray",
-                              max_failures=1, fault_injection={"crash_after_epoch": 1, "marker": str(marker)})
+                              max_failures=1, fault_injection={"crash_after_epoch": 1, "marker": str(marker)},
+                              on_trial_progress=lambda s, update: starts.append(update) if not update["metrics"] else None)
     assert marker.is_file()
+    # the retry is announced as going on from its checkpoint's epoch, not from 0
+    assert sorted((u["attempt"], u["epoch"]) for u in starts) == [(1, 0), (1, 0), (2, 1)]
     assert [o.status for o in outcomes] == ["succeeded", "succeeded"], [o.error for o in outcomes]
     crashed = [o for o in outcomes if o.attempts == 2]
     assert len(crashed) == 1 and crashed[0].result["resumed_from_epoch"] == 1
