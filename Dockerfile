@@ -2,7 +2,7 @@
 # Ray needs the same Python, Ray and code on the driver (API) and on every worker.
 FROM python:3.11-slim
 
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu124
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 
 WORKDIR /app
