@@ -288,7 +288,7 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
                     "scheduler": scheduler.state_dict(), "rng": rng_state(device), "history": history,
                     "train_time_s": train_time, "spec": spec.to_dict(), "protocol_hash": protocol.hash})
             if report is not None:
-                report(dict(metrics), checkpoint_path)
+                report(dict(metrics, epochs=epochs), checkpoint_path)
             _maybe_crash(fault_injection, epoch + 1)
     finally:
         bar.close()
