@@ -35,6 +35,16 @@ def test_result_fields(tmp_path):
     assert result["content_hash"] == spec.content_hash(result["dataset_fingerprint"])
 
 
+def test_an_iteration_budget_reports_its_epoch_count_with_every_epoch(tmp_path):
+    """The driver turns `epochs` into a progress fraction; an iterations budget only knows it here."""
+    spec = tiny_spec(epochs=None, iterations=6)  # 64 training images at batch 16: 4 + 2 steps
+    reports = []
+    result = run_trial(spec, data_dir=tmp_path, checkpoint_dir=None,
+                       report=lambda metrics, path: reports.append((metrics["epoch"], metrics["epochs"])))
+    assert reports == [(1, 2), (2, 2)]
+    assert result["iterations"] == 6 and result["epochs"] == 2
+
+
 def test_resume_after_a_crash_matches_an_uninterrupted_run_bit_for_bit(tmp_path):
     spec = tiny_spec("se", epochs=3)
     straight = run_trial(spec, data_dir=tmp_path, checkpoint_dir=tmp_path / "straight")
