@@ -23,7 +23,9 @@ from srm_models import __version__
 
 app = typer.Typer(help="SRM Bench: benchmark channel-recalibration modules (SRM, SE, GE, CBAM).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console()
+# Piped output (CI logs, files) would get rich's 80 columns and an unreadable results table.
+PIPED_WIDTH = None if os.isatty(1) or "COLUMNS" in os.environ else 150
+console = Console(width=PIPED_WIDTH)
 err_console = Console(stderr=True)
 
 URL_OPTION = typer.Option(None, "--url", envvar="SRM_BENCH_URL", help="API base URL [default: http://127.0.0.1:8000]")
