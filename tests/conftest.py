@@ -6,11 +6,10 @@ needs neither Ray nor PostgreSQL.
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 
-PG_ADMIN_URL = os.environ.get("SRM_BENCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.databases import fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -35,14 +34,9 @@ def ray_address(tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres_url():
     """A fresh PostgreSQL database for this test session, dropped at the end."""
-    psycopg = pytest.importorskip("psycopg")
-    name = f"srm_bench_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    yield f"{base}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pytest.importorskip("psycopg")
+    with fresh_database("srm_bench_test") as url:
+        yield url
 
 
 @pytest.fixture()

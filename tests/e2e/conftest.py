@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.databases import empty_database
+
 SRM_BENCH = str(Path(sys.executable).parent / "srm-bench")
 TOKEN = "e2e-token"
 
@@ -98,12 +100,7 @@ class Server:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'srm_bench.db'}"
-        return
-    from tests.service.pg import fresh_database
-
-    with fresh_database("srm_bench_e2e") as url:
+    with empty_database(request.param, tmp_path, "srm_bench_e2e") as url:
         yield url
 
 

@@ -9,18 +9,14 @@ from sqlalchemy import create_engine, inspect, text
 
 from service import db
 from service.models import Base
+from tests.databases import empty_database
 
 TABLES = {"jobs", "trials", "variant_summaries"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    from tests.service.pg import fresh_database
-
-    with fresh_database("srm_bench_mig") as url:
+    with empty_database(request.param, tmp_path, "srm_bench_mig") as url:
         yield url
 
 

@@ -1,15 +1,18 @@
-"""Throw-away PostgreSQL databases for tests that need one of their own."""
+"""Throw-away databases for the tests: a SQLite file, or a PostgreSQL database of their own."""
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from tests.conftest import PG_ADMIN_URL
+PG_ADMIN_URL = os.environ.get("SRM_BENCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @contextmanager
 def fresh_database(prefix: str = "srm_bench_t") -> Iterator[str]:
+    """A new PostgreSQL database (SQLAlchemy URL, psycopg 3), dropped on exit."""
     import psycopg
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
@@ -21,3 +24,13 @@ def fresh_database(prefix: str = "srm_bench_t") -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def empty_database(kind: str, folder: Path, prefix: str) -> Iterator[str]:
+    """An empty database of ``kind`` ("sqlite": a file in ``folder``; "postgresql")."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / (prefix + '.db')}"
+    else:
+        with fresh_database(prefix) as url:
+            yield url
