@@ -8,7 +8,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from service import db
-from service.models import Base
+from service.models import LEADERBOARD_COLUMNS, Base
+from service.results import _leaderboard_query
 from tests.databases import empty_database
 
 TABLES = {"jobs", "trials", "variant_summaries"}
@@ -80,4 +81,18 @@ def test_indexes_for_results_and_leaderboard_exist(empty_url):
     engine.dispose()
     assert ("job_id", "variant") in trial_indexes
     assert ("content_hash", "status") in trial_indexes
-    assert ("dataset", "backbone", "protocol_hash", "variant") in summary_indexes
+    assert LEADERBOARD_COLUMNS in summary_indexes
+
+
+def test_sqlite_answers_the_leaderboard_from_the_covering_index(tmp_path):
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    db.upgrade(url)
+    engine = create_engine(url)
+    compiled = _leaderboard_query(("dataset", "backbone")).compile(dialect=engine.dialect)
+    params = compiled.construct_params({"dataset": "textures", "backbone": "cifar_resnet20"})
+    with engine.connect() as connection:
+        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled),
+                                          tuple(params[name] for name in compiled.positiontup)).all()
+    engine.dispose()
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "COVERING INDEX ix_summaries_leaderboard_covering" in details, details
