@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,8 +14,6 @@ from pydantic import ValidationError
 from service import presets, settings
 from service.errors import SpecError
 from service.schemas import JobRequest, JobSpec
-
-IMAGEFOLDER_PREFIX = "imagefolder:"
 
 
 @dataclass
@@ -54,15 +51,6 @@ def _plain(value: Any) -> Any:
     return value.model_dump() if hasattr(value, "model_dump") else value
 
 
-def _check_imagefolder_path(dataset: str, data_dir: Path) -> None:
-    relative = dataset[len(IMAGEFOLDER_PREFIX):]
-    if not relative:
-        raise SpecError("dataset", "imagefolder: needs a path relative to the data dir, e.g. imagefolder:my_set")
-    if Path(relative).is_absolute() or not (data_dir / relative).resolve().is_relative_to(data_dir.resolve()):
-        raise SpecError("dataset", f"path {relative!r} is outside the data dir {data_dir}; "
-                                   "give a path relative to it")
-
-
 def _protocol(spec: JobSpec):
     """The protocol with overrides; workers reject bad fields (batch size 1 with BatchNorm included)."""
     from workers.protocols import ProtocolError, get_protocol, list_protocols
@@ -80,11 +68,8 @@ def _protocol(spec: JobSpec):
 def _dataset_summary(spec: JobSpec):
     from workers.data import DatasetError, describe_dataset
 
-    data_dir = settings.data_dir()
-    if spec.dataset.startswith(IMAGEFOLDER_PREFIX):
-        _check_imagefolder_path(spec.dataset, data_dir)
-    try:
-        summary = describe_dataset(spec.dataset, data_dir)
+    try:  # the loaders refuse unknown names, missing files and paths outside the data dir
+        summary = describe_dataset(spec.dataset, settings.data_dir())
     except DatasetError as err:
         raise SpecError("dataset", str(err)) from err
     if spec.folds is None and not summary.official_split:

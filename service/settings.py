@@ -6,18 +6,11 @@ fresh home or database without reloading modules.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+# One definition of where things live on disk, shared with the workers that write there.
+from workers.paths import data_dir, home
 
-def home() -> Path:
-    """The folder everything local lives under (SQLite file, MLflow store, checkpoints)."""
-    return Path(os.environ.get("SRM_BENCH_HOME", "./.srm-bench")).expanduser().resolve()
-
-
-def data_dir() -> Path:
-    """Where dataset loaders look; user ImageFolder paths must stay inside it."""
-    value = os.environ.get("SRM_BENCH_DATA_DIR")
-    return Path(value).expanduser().resolve() if value else home() / "data"
+__all__ = ["api_token", "data_dir", "database_url", "home", "lease_seconds", "poll_seconds"]
 
 
 def database_url() -> str:
