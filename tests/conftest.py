@@ -12,6 +12,13 @@ import pytest
 from tests.databases import fresh_database
 
 
+@pytest.fixture(scope="session", autouse=True)
+def srm_cpu_kernels_built():
+    """Compile SRM's CPU kernels once, before any test or Ray worker process needs them."""
+    from srm_models.ops import cpu_kernels
+    return cpu_kernels.load()
+
+
 @pytest.fixture(scope="session")
 def ray_address(tmp_path_factory):
     """One local Ray for the whole session; subprocesses reach it through RAY_ADDRESS."""

@@ -3,8 +3,9 @@
 Registered with ``torch.library`` (fake impls for tracing, autograd wired to the closed-form
 backward), so ``torch.compile`` keeps it as one node and ``torch.export`` can export it. Each
 device runs the same three stages -- statistics in one read, the tiny gate, one pass that
-applies it -- from ``passes`` (torch ops; the CPU and any device), or from Triton kernels on
-CUDA when Triton is importable.
+applies it -- from ``passes`` (torch ops; the CPU and any device), from Triton kernels on
+CUDA when Triton is importable, or on the CPU from the compiled loops of ``cpu_kernels``
+(statistics, and the whole inference tail in one read).
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import cpu_kernels, passes
 from . import gate as G
-from . import passes
 
 _EMPTY_GRAD_SHAPE = (0,)
 
@@ -27,15 +28,20 @@ def _backend(x: Tensor):
     return passes
 
 
+def _style_stats(x: Tensor, correction: int, eps: float) -> tuple[Tensor, Tensor]:
+    if cpu_kernels.applies(x):
+        return cpu_kernels.style_stats(x, correction, eps)
+    return _backend(x).style_stats(x, correction, eps, G.compute_dtype(x))
+
+
 def _forward_impl(x: Tensor, identity: Optional[Tensor], weight: Tensor, bias: Optional[Tensor],
                   bn_weight: Optional[Tensor], bn_bias: Optional[Tensor], batch_stats: bool,
                   bn_eps: float, correction: int, eps: float) -> tuple[Tensor, Tensor, Tensor]:
-    backend = _backend(x)
     correction = G.effective_correction(x.shape[2] * x.shape[3], correction)
     with torch.autocast(x.device.type, enabled=False):
-        mean, std = backend.style_stats(x, correction, eps, G.compute_dtype(x))
+        mean, std = _style_stats(x, correction, eps)
         g = G.gate_forward(mean, std, weight, bias, bn_weight, bn_bias, batch_stats, bn_eps)
-        out = backend.recalibrate(x, g, identity)
+        out = _backend(x).recalibrate(x, g, identity)
     return out, mean, std
 
 
@@ -97,12 +103,14 @@ def srm_residual_inference_(x: Tensor, identity: Tensor, weight: Tensor, bias: T
 
     x must be contiguous or channels_last (so that the result lands in x's own memory).
     """
-    backend = _backend(x)
     correction = G.effective_correction(x.shape[2] * x.shape[3], correction)
+    if cpu_kernels.applies(x, identity):
+        cpu_kernels.residual_inference_(x, identity, weight, bias, correction, eps)
+        return
     with torch.autocast(x.device.type, enabled=False):
-        mean, std = backend.style_stats(x, correction, eps, G.compute_dtype(x))
+        mean, std = _style_stats(x, correction, eps)
         g = G.gate_forward(mean, std, weight, bias, None, None, False, 0.0)
-        backend.recalibrate(x, g, identity, inplace=True)
+        _backend(x).recalibrate(x, g, identity, inplace=True)
 
 
 @srm_residual_inference_.register_fake

@@ -1,0 +1,109 @@
+"""SRM's compiled CPU kernels (``csrc/srm_cpu.cpp``): built on first use, cached, optional.
+
+Built from torch ops, the inference tail of an SRM block reads the feature map twice and pays
+for a reduction kernel, a temporary and several small ops per chunk; the compiled loop reads
+each (n, c) row once and does the statistics, the gate and relu(x * g + identity) while the
+row sits in the L1 cache. It is JIT-compiled with ``torch.utils.cpp_extension`` (a C++
+compiler and ninja; ~10 s, once per machine, cached under ``TORCH_EXTENSIONS_DIR``) for this
+CPU (``-march=native``: the cache key includes the CPU's feature flags).
+
+Where it cannot be built or does not apply (channels_last, half precision), the torch-op
+passes run instead and a debug message says so once. ``SRM_CPU_KERNELS=0`` turns it off.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+ENV = "SRM_CPU_KERNELS"
+SOURCE = Path(__file__).with_name("csrc") / "srm_cpu.cpp"
+CFLAGS = ["-O3", "-march=native", "-fopenmp"]
+LDFLAGS = ["-fopenmp"]
+DTYPES = (torch.float32, torch.float64)
+
+logger = logging.getLogger(__name__)
+_loaded: bool | None = None
+_skips_logged: set[str] = set()
+
+
+def enabled() -> bool:
+    """False when SRM_CPU_KERNELS is set to 0 (or empty)."""
+    return os.environ.get(ENV, "1") not in ("", "0")
+
+
+def _cpu_signature() -> str:
+    """What -march=native compiles for: the CPU's model and feature flags where Linux says."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        wanted = [ln for ln in lines if ln.startswith(("model name", "flags", "Features"))]
+        return "\n".join(sorted(set(wanted)))
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def extension_name() -> str:
+    """A cache name unique to this source, compiler flags, torch version, Python and CPU."""
+    key = "\n".join([SOURCE.read_text(), " ".join(CFLAGS + LDFLAGS), torch.__version__,
+                     sys.version, _cpu_signature()])
+    return "srm_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def load() -> bool:
+    """Build (first time on this machine) and load the kernels; True when they are usable."""
+    global _loaded
+    if _loaded is None:
+        _loaded = _build_and_load() if enabled() else False
+        if not enabled():
+            logger.debug("SRM CPU kernels are off (%s=0): torch-op passes run instead", ENV)
+    return _loaded
+
+
+def _build_and_load() -> bool:
+    from torch.utils.cpp_extension import load as load_extension
+    name = extension_name()
+    logger.info("loading SRM CPU kernels %s (compiled once per machine, ~10 s)", name)
+    try:
+        load_extension(name, sources=[str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
+                       is_python_module=False, verbose=False)
+    except Exception as err:  # no compiler, no ninja, an unsupported platform: any build failure
+        logger.debug("SRM CPU kernels could not be built (%s: %s); torch-op passes run instead",
+                     type(err).__name__, str(err).strip().splitlines()[-1:] or "")
+        return False
+    return True
+
+
+def applies(x: Tensor, *others: Tensor) -> bool:
+    """True when x (and ``others``, same layout) can take the compiled kernels."""
+    if x.device.type != "cpu":
+        return False
+    reason = None
+    if x.dtype not in DTYPES:
+        reason = f"dtype {x.dtype} (the kernels take float32 and float64)"
+    elif not all(t.is_contiguous() for t in (x, *others)):
+        reason = "a non-contiguous map, e.g. channels_last (the kernels read contiguous rows)"
+    if reason is not None:
+        if reason not in _skips_logged:
+            _skips_logged.add(reason)
+            logger.debug("SRM CPU kernels skipped for %s; torch-op passes run instead", reason)
+        return False
+    return load()
+
+
+def style_stats(x: Tensor, correction: int, eps: float) -> tuple[Tensor, Tensor]:
+    """Per-(n, c) mean and sqrt(var + eps), one read of x (see ``passes.style_stats``)."""
+    return torch.ops.srm_cpu.style_stats(x, correction, eps)
+
+
+def residual_inference_(x: Tensor, identity: Tensor, weight: Tensor, bias: Tensor,
+                        correction: int, eps: float) -> None:
+    """relu(x * sigmoid(w0 * mean + w1 * std + b) + identity) written over x, one read of x."""
+    torch.ops.srm_cpu.residual_inference_(x, identity, weight.to(x.dtype).contiguous(),
+                                          bias.to(x.dtype).contiguous(), correction, eps)
+
