@@ -1,9 +1,9 @@
 """SRM's compiled CPU kernels (``csrc/srm_cpu.cpp``): built on first use, cached, optional.
 
-Built from torch ops, the inference tail of an SRM block reads the feature map twice and pays
-for a reduction kernel, a temporary and several small ops per chunk; the compiled loop reads
-each (n, c) row once and does the statistics, the gate and relu(x * g + identity) while the
-row sits in the L1 cache. It is JIT-compiled with ``torch.utils.cpp_extension`` (a C++
+Built from torch ops, each of SRM's passes over the feature map pays for reduction kernels,
+temporaries and several small ops per cache-sized chunk, and inference reads the map twice.
+The compiled loops read each (n, c) row once and do all of a pass's work while the row sits
+in the L1 cache; at inference that is the statistics, the gate and relu(x * g + identity). It is JIT-compiled with ``torch.utils.cpp_extension`` (a C++
 compiler and ninja; ~10 s, once per machine, cached under ``TORCH_EXTENSIONS_DIR``) for this
 CPU (``-march=native``: the cache key includes the CPU's feature flags).
 
@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -73,8 +74,10 @@ def _build_and_load() -> bool:
         load_extension(name, sources=[str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
                        is_python_module=False, verbose=False)
     except Exception as err:  # no compiler, no ninja, an unsupported platform: any build failure
+        lines = str(err).strip().splitlines() or [""]
+        reason = next((ln for ln in lines if "error" in ln.lower()), lines[-1])
         logger.debug("SRM CPU kernels could not be built (%s: %s); torch-op passes run instead",
-                     type(err).__name__, str(err).strip().splitlines()[-1:] or "")
+                     type(err).__name__, reason.strip())
         return False
     return True
 
@@ -96,14 +99,38 @@ def applies(x: Tensor, *others: Tensor) -> bool:
     return load()
 
 
-def style_stats(x: Tensor, correction: int, eps: float) -> tuple[Tensor, Tensor]:
-    """Per-(n, c) mean and sqrt(var + eps), one read of x (see ``passes.style_stats``)."""
+# The backend interface of ``passes`` (which see), for maps where ``applies`` holds.
+
+def style_stats(x: Tensor, correction: int, eps: float,
+                dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+    """Per-(n, c) mean and sqrt(var + eps) in x's dtype, one read of x."""
     return torch.ops.srm_cpu.style_stats(x, correction, eps)
+
+
+def recalibrate(x: Tensor, gate: Tensor, identity: Optional[Tensor]) -> Tensor:
+    """x * g, or relu(x * g + identity), as a new tensor."""
+    return torch.ops.srm_cpu.recalibrate(x, _per_row(gate, x), identity)
+
+
+def gate_grad(grad_out: Tensor, x: Tensor, out: Optional[Tensor],
+              dtype: torch.dtype | None = None) -> tuple[Tensor, Optional[Tensor]]:
+    """(dL/dg, the ReLU-masked gradient or None), one read of each map."""
+    grad_gate, masked = torch.ops.srm_cpu.gate_grad(grad_out, x, out)
+    return grad_gate, masked if out is not None else None
+
+
+def input_grad(grad: Tensor, x: Tensor, gate: Tensor, mean: Tensor, a: Tensor,
+               b: Tensor) -> Tensor:
+    """dL/dx = grad * g + a + b * (x - mean), one read of grad and x."""
+    return torch.ops.srm_cpu.input_grad(grad, x, *(_per_row(t, x) for t in (gate, mean, a, b)))
 
 
 def residual_inference_(x: Tensor, identity: Tensor, weight: Tensor, bias: Tensor,
                         correction: int, eps: float) -> None:
     """relu(x * sigmoid(w0 * mean + w1 * std + b) + identity) written over x, one read of x."""
-    torch.ops.srm_cpu.residual_inference_(x, identity, weight.to(x.dtype).contiguous(),
-                                          bias.to(x.dtype).contiguous(), correction, eps)
+    torch.ops.srm_cpu.residual_inference_(x, identity, _per_row(weight, x), _per_row(bias, x),
+                                          correction, eps)
 
+
+def _per_row(t: Tensor, x: Tensor) -> Tensor:
+    return t.to(x.dtype).contiguous()

@@ -20,28 +20,26 @@ from . import gate as G
 _EMPTY_GRAD_SHAPE = (0,)
 
 
-def _backend(x: Tensor):
+def _backend(x: Tensor, *others: Optional[Tensor]):
+    """Triton on CUDA, the compiled kernels on the CPU where they apply, else torch-op passes."""
     if x.device.type == "cuda":
         from . import triton_kernels
         if triton_kernels.available(x):
             return triton_kernels
+    if cpu_kernels.applies(x, *(t for t in others if t is not None)):
+        return cpu_kernels
     return passes
-
-
-def _style_stats(x: Tensor, correction: int, eps: float) -> tuple[Tensor, Tensor]:
-    if cpu_kernels.applies(x):
-        return cpu_kernels.style_stats(x, correction, eps)
-    return _backend(x).style_stats(x, correction, eps, G.compute_dtype(x))
 
 
 def _forward_impl(x: Tensor, identity: Optional[Tensor], weight: Tensor, bias: Optional[Tensor],
                   bn_weight: Optional[Tensor], bn_bias: Optional[Tensor], batch_stats: bool,
                   bn_eps: float, correction: int, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    backend = _backend(x, identity)
     correction = G.effective_correction(x.shape[2] * x.shape[3], correction)
     with torch.autocast(x.device.type, enabled=False):
-        mean, std = _style_stats(x, correction, eps)
+        mean, std = backend.style_stats(x, correction, eps, G.compute_dtype(x))
         g = G.gate_forward(mean, std, weight, bias, bn_weight, bn_bias, batch_stats, bn_eps)
-        out = _backend(x).recalibrate(x, g, identity)
+        out = backend.recalibrate(x, g, identity)
     return out, mean, std
 
 
@@ -70,7 +68,7 @@ def srm_backward(grad_out: Tensor, x: Tensor, out: Optional[Tensor], weight: Ten
 
     Returns (dx, d_identity, d_weight, d_bias, d_bn_weight, d_bn_bias); absent ones are empty.
     """
-    backend = _backend(x)
+    backend = _backend(x, grad_out, out)
     hw = x.shape[2] * x.shape[3]
     correction = G.effective_correction(hw, correction)
     with torch.autocast(x.device.type, enabled=False):
@@ -103,14 +101,15 @@ def srm_residual_inference_(x: Tensor, identity: Tensor, weight: Tensor, bias: T
 
     x must be contiguous or channels_last (so that the result lands in x's own memory).
     """
+    backend = _backend(x, identity)
     correction = G.effective_correction(x.shape[2] * x.shape[3], correction)
-    if cpu_kernels.applies(x, identity):
+    if backend is cpu_kernels:
         cpu_kernels.residual_inference_(x, identity, weight, bias, correction, eps)
         return
     with torch.autocast(x.device.type, enabled=False):
-        mean, std = _style_stats(x, correction, eps)
+        mean, std = backend.style_stats(x, correction, eps, G.compute_dtype(x))
         g = G.gate_forward(mean, std, weight, bias, None, None, False, 0.0)
-        _backend(x).recalibrate(x, g, identity, inplace=True)
+        backend.recalibrate(x, g, identity, inplace=True)
 
 
 @srm_residual_inference_.register_fake

@@ -10,7 +10,7 @@ import torch
 
 from srm_models import fuse_for_inference, ops
 from srm_models.layers.srm import SRM
-from srm_models.ops import cpu_kernels
+from srm_models.ops import cpu_kernels, fused, passes
 
 from test_srm import randomised  # this folder is on sys.path under pytest (no __init__.py)
 
@@ -67,6 +67,40 @@ def test_residual_inference_matches_the_reference(shape, dtype):
     torch.testing.assert_close(got, want, rtol=tol, atol=tol)
 
 
+SHAPES = [(2, 3, 1, 1), (2, 3, 5, 7), (3, 4, 8, 8), (2, 5, 9, 11)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_training_passes_match_the_torch_op_passes(shape, dtype):
+    """recalibrate, gate_grad and input_grad: same numbers as ``passes`` (float64 sums here)."""
+    n, c = shape[:2]
+    x, identity, grad = (torch.randn(shape, dtype=dtype) for _ in range(3))
+    gate, mean, a, b = (torch.rand(n, c, dtype=dtype) for _ in range(4))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    for ident in (None, identity):
+        torch.testing.assert_close(cpu_kernels.recalibrate(x, gate, ident),
+                                   passes.recalibrate(x, gate, ident), **tol)
+    out = passes.recalibrate(x, gate, identity)
+    for o in (None, out):
+        got_gate, got_masked = cpu_kernels.gate_grad(grad, x, o)
+        want_gate, want_masked = passes.gate_grad(grad, x, o, dtype)
+        torch.testing.assert_close(got_gate, want_gate, **tol)
+        if o is None:
+            assert got_masked is None
+        else:
+            torch.testing.assert_close(got_masked, want_masked, rtol=0, atol=0)
+    torch.testing.assert_close(cpu_kernels.input_grad(grad, x, gate, mean, a, b),
+                               passes.input_grad(grad, x, gate, mean, a, b), **tol)
+
+
+def test_contiguous_float_maps_take_the_kernels_and_others_the_passes():
+    x = torch.randn(2, 4, 3, 3)
+    assert fused._backend(x, None, x) is cpu_kernels
+    assert fused._backend(x, x.contiguous(memory_format=torch.channels_last)) is passes
+    assert fused._backend(x.half()) is passes
+
+
 def test_residual_inference_keeps_nan_like_relu():
     x, identity = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3)
     identity[1, 2, 0, 0] = float("nan")
@@ -101,7 +135,7 @@ CHECK_WITHOUT_KERNELS = """
 import logging, torch
 logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
 from srm_models import create_model, fuse_for_inference
-from srm_models.ops import cpu_kernels
+from srm_models.ops import cpu_kernels, fused, passes
 torch.manual_seed(0)
 model = fuse_for_inference(create_model("srm_cifar_resnet20", num_classes=10))
 with torch.no_grad():

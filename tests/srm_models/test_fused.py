@@ -182,7 +182,7 @@ TRITON_CHECK = textwrap.dedent("""
     from test_fused import assert_matches, fwd_bwd
     from test_srm import randomised
 
-    fused._backend = lambda x: triton_kernels  # run the CUDA kernels on CPU tensors
+    fused._backend = lambda *tensors: triton_kernels  # run the CUDA kernels on CPU tensors
     torch.manual_seed(0)
     for layout in (torch.contiguous_format, torch.channels_last):
         for shape in ((4, 40, 6, 7), (8, 5, 1, 1)):

@@ -1,18 +1,21 @@
-// SRM's big CPU passes as compiled loops over (n, c) rows of a contiguous (N, C, H, W) map.
+// SRM's big CPU passes as compiled loops over the (n, c) rows of contiguous (N, C, H, W) maps.
 //
-// A row is read from memory once: its mean, its centred sum of squares and (at inference) the
-// residual tail relu(x * g + identity) all run while the row sits in the L1/L2 cache. Built from
-// torch ops the same work takes a reduction kernel, temporaries and several passes over memory.
+// Each pass reads a row from memory once and does all of its work while the row sits in the
+// L1/L2 cache: at inference the statistics, the gate and relu(x * g + identity) together.
+// Built from torch ops the same work takes reduction kernels, temporaries and several small
+// ops per chunk. The per-row scalars (gate, mean, coefficients) come in x's dtype.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <tuple>
 
 namespace {
@@ -29,6 +32,25 @@ struct Moments {
 using Doubles = double __attribute__((vector_size(64)));
 using Floats = float __attribute__((vector_size(32)));
 constexpr int64_t kWidth = 8;
+
+// Eight values of a row in their own type (for masks and stores), and as doubles (for sums).
+template <typename scalar_t>
+struct Lanes;
+template <>
+struct Lanes<float> {
+  using type = Floats;
+};
+template <>
+struct Lanes<double> {
+  using type = Doubles;
+};
+
+template <typename scalar_t>
+inline typename Lanes<scalar_t>::type load_same(const scalar_t* p) {
+  typename Lanes<scalar_t>::type v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
 
 inline Doubles load8(const float* p) {
   Floats v;
@@ -82,39 +104,51 @@ inline Moments row_moments(const scalar_t* row, int64_t hw, int64_t correction, 
   return {shift + sum / n, std::sqrt(var + eps)};
 }
 
-// relu(x * g + identity) over rows [begin, end), each with its own gate (see residual_inference_).
+// Sum of a[i] * b[i] over one row, in double, four independent chains.
 template <typename scalar_t>
-void residual_rows(scalar_t* data, const scalar_t* skip, const scalar_t* w, const scalar_t* b,
-                   int64_t rows, int64_t channels, int64_t hw, int64_t correction, double eps) {
+inline double row_dot(const scalar_t* a, const scalar_t* b, int64_t hw) {
+  Doubles acc[4] = {};
+  int64_t i = 0;
+  for (; i + 4 * kWidth <= hw; i += 4 * kWidth) {
+    for (int u = 0; u < 4; ++u) acc[u] += load8(a + i + u * kWidth) * load8(b + i + u * kWidth);
+  }
+  for (; i + kWidth <= hw; i += kWidth) acc[0] += load8(a + i) * load8(b + i);
+  const Doubles t = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  double total = 0;
+  for (int64_t j = 0; j < kWidth; ++j) total += t[j];
+  for (; i < hw; ++i) total += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return total;
+}
+
+// fn(row) for every row of the map, rows split across torch's intra-op threads.
+template <typename F>
+void for_each_row(int64_t rows, int64_t hw, const F& fn) {
   at::parallel_for(0, rows, rows_per_task(hw), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      scalar_t* row = data + r * hw;
-      const scalar_t* skip_row = skip + r * hw;
-      const int64_t c = r % channels;
-      const Moments m = row_moments(row, hw, correction, eps);
-      const double z = static_cast<double>(w[2 * c]) * m.mean +
-                       static_cast<double>(w[2 * c + 1]) * m.std + static_cast<double>(b[c]);
-      const auto g = static_cast<scalar_t>(1.0 / (1.0 + std::exp(-z)));
-#pragma omp simd
-      for (int64_t i = 0; i < hw; ++i) {
-        const scalar_t v = row[i] * g + skip_row[i];
-        row[i] = v < scalar_t(0) ? scalar_t(0) : v;  // NaN stays NaN, as torch.relu leaves it
-      }
-    }
+    for (int64_t r = begin; r < end; ++r) fn(r);
   });
 }
 
-void check_map(const at::Tensor& x, const char* what) {
-  TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.is_contiguous(), what,
-              " must be a contiguous 4-d CPU tensor, got sizes ", x.sizes());
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, what,
-              " must be float32 or float64, got ", x.scalar_type());
+void check_map(const at::Tensor& t, const at::Tensor& x, const char* what) {
+  TORCH_CHECK(t.device().is_cpu() && t.dim() == 4 && t.is_contiguous(), what,
+              " must be a contiguous 4-d CPU tensor, got sizes ", t.sizes());
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, what,
+              " must be float32 or float64, got ", t.scalar_type());
+  TORCH_CHECK(t.sizes() == x.sizes() && t.scalar_type() == x.scalar_type(), what,
+              " must match x's sizes and dtype");
 }
 
-// Per-(n, c) mean and sqrt(var + eps) of x (N, C, H, W), in x's dtype (float32 or float64).
+void check_per_row(const at::Tensor& t, const at::Tensor& x, const char* what) {
+  TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && t.size(0) == x.size(0) &&
+                  t.size(1) == x.size(1) && t.scalar_type() == x.scalar_type(),
+              what, " must be a contiguous (N, C) tensor in x's dtype");
+}
+
+int64_t spatial(const at::Tensor& x) { return x.size(2) * x.size(3); }
+
+// Per-(n, c) mean and sqrt(var + eps) of x.
 std::tuple<at::Tensor, at::Tensor> style_stats(const at::Tensor& x, int64_t correction, double eps) {
-  check_map(x, "style_stats: x");
-  const int64_t hw = x.size(2) * x.size(3);
+  check_map(x, x, "style_stats: x");
+  const int64_t hw = spatial(x);
   TORCH_CHECK(hw > correction, "style_stats: correction must be below H*W");
   auto mean = at::empty({x.size(0), x.size(1)}, x.options());
   auto std = at::empty({x.size(0), x.size(1)}, x.options());
@@ -122,35 +156,162 @@ std::tuple<at::Tensor, at::Tensor> style_stats(const at::Tensor& x, int64_t corr
     const scalar_t* data = x.const_data_ptr<scalar_t>();
     scalar_t* mean_data = mean.mutable_data_ptr<scalar_t>();
     scalar_t* std_data = std.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, mean.numel(), rows_per_task(hw), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const Moments m = row_moments(data + r * hw, hw, correction, eps);
-        mean_data[r] = static_cast<scalar_t>(m.mean);
-        std_data[r] = static_cast<scalar_t>(m.std);
-      }
+    for_each_row(mean.numel(), hw, [&](int64_t r) {
+      const Moments m = row_moments(data + r * hw, hw, correction, eps);
+      mean_data[r] = static_cast<scalar_t>(m.mean);
+      std_data[r] = static_cast<scalar_t>(m.std);
     });
   });
   return {mean, std};
 }
 
+template <typename scalar_t>
+inline void scale_row(scalar_t* out, const scalar_t* x, scalar_t g, int64_t hw) {
+#pragma omp simd
+  for (int64_t i = 0; i < hw; ++i) out[i] = x[i] * g;
+}
+
+template <typename scalar_t>
+inline void scale_add_relu_row(scalar_t* out, const scalar_t* x, scalar_t g, const scalar_t* skip,
+                               int64_t hw) {
+#pragma omp simd
+  for (int64_t i = 0; i < hw; ++i) {
+    const scalar_t v = x[i] * g + skip[i];
+    out[i] = v < scalar_t(0) ? scalar_t(0) : v;  // NaN stays NaN, as torch.relu leaves it
+  }
+}
+
+// x * g, or relu(x * g + identity) for a residual block, as a new tensor (training keeps x).
+at::Tensor recalibrate(const at::Tensor& x, const at::Tensor& gate,
+                       const std::optional<at::Tensor>& identity) {
+  check_map(x, x, "recalibrate: x");
+  check_per_row(gate, x, "recalibrate: gate");
+  if (identity) check_map(*identity, x, "recalibrate: identity");
+  auto out = at::empty_like(x);
+  const int64_t hw = spatial(x);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_recalibrate", [&] {
+    const scalar_t* xd = x.const_data_ptr<scalar_t>();
+    const scalar_t* gd = gate.const_data_ptr<scalar_t>();
+    const scalar_t* skip = identity ? identity->const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* od = out.mutable_data_ptr<scalar_t>();
+    for_each_row(gate.numel(), hw, [&](int64_t r) {
+      if (skip) {
+        scale_add_relu_row(od + r * hw, xd + r * hw, gd[r], skip + r * hw, hw);
+      } else {
+        scale_row(od + r * hw, xd + r * hw, gd[r], hw);
+      }
+    });
+  });
+  return out;
+}
+
+// masked = (out <= 0 ? 0 : grad), as threshold_backward; returns sum(masked * x) in double.
+// One loop: each block of eight is masked, stored and multiplied while in registers.
+template <typename scalar_t>
+inline double masked_row_dot(scalar_t* masked, const scalar_t* grad, const scalar_t* out,
+                             const scalar_t* x, int64_t hw) {
+  using Same = typename Lanes<scalar_t>::type;
+  Doubles acc[2] = {};
+  int64_t i = 0;
+  for (; i + kWidth <= hw; i += kWidth) {
+    const Same m = load_same(out + i) <= scalar_t(0) ? Same{} : load_same(grad + i);
+    std::memcpy(masked + i, &m, sizeof(m));
+    acc[(i / kWidth) & 1] += __builtin_convertvector(m, Doubles) * load8(x + i);
+  }
+  const Doubles t = acc[0] + acc[1];
+  double total = 0;
+  for (int64_t j = 0; j < kWidth; ++j) total += t[j];
+  for (; i < hw; ++i) {
+    masked[i] = out[i] <= scalar_t(0) ? scalar_t(0) : grad[i];
+    total += static_cast<double>(masked[i]) * static_cast<double>(x[i]);
+  }
+  return total;
+}
+
+// dL/dg = sum_hw(grad * x) per row; with ``out`` (residual form) grad is first masked by the
+// ReLU (out <= 0 -> 0, as threshold_backward), and the masked gradient (the identity's
+// gradient) is returned too; without it the second result is empty.
+std::tuple<at::Tensor, at::Tensor> gate_grad(const at::Tensor& grad, const at::Tensor& x,
+                                             const std::optional<at::Tensor>& out) {
+  check_map(x, x, "gate_grad: x");
+  check_map(grad, x, "gate_grad: grad");
+  if (out) check_map(*out, x, "gate_grad: out");
+  auto grad_gate = at::empty({x.size(0), x.size(1)}, x.options());
+  auto masked = out ? at::empty_like(x) : at::empty({0}, x.options());
+  const int64_t hw = spatial(x);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_gate_grad", [&] {
+    const scalar_t* xd = x.const_data_ptr<scalar_t>();
+    const scalar_t* gd = grad.const_data_ptr<scalar_t>();
+    const scalar_t* od = out ? out->const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* md = out ? masked.mutable_data_ptr<scalar_t>() : nullptr;
+    scalar_t* dg = grad_gate.mutable_data_ptr<scalar_t>();
+    for_each_row(grad_gate.numel(), hw, [&](int64_t r) {
+      const int64_t at = r * hw;
+      const double dot = od ? masked_row_dot(md + at, gd + at, od + at, xd + at, hw)
+                            : row_dot(gd + at, xd + at, hw);
+      dg[r] = static_cast<scalar_t>(dot);
+    });
+  });
+  return {grad_gate, masked};
+}
+
+template <typename scalar_t>
+inline void input_grad_row(scalar_t* dx, const scalar_t* grad, const scalar_t* x, scalar_t g,
+                           scalar_t mean, scalar_t a, scalar_t b, int64_t hw) {
+#pragma omp simd
+  for (int64_t i = 0; i < hw; ++i) dx[i] = grad[i] * g + a + b * (x[i] - mean);
+}
+
+// dL/dx = grad * g + a + b * (x - mean), with per-row g, a, b and mean.
+at::Tensor input_grad(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& gate,
+                      const at::Tensor& mean, const at::Tensor& a, const at::Tensor& b) {
+  check_map(x, x, "input_grad: x");
+  check_map(grad, x, "input_grad: grad");
+  check_per_row(gate, x, "input_grad: gate");
+  check_per_row(mean, x, "input_grad: mean");
+  check_per_row(a, x, "input_grad: a");
+  check_per_row(b, x, "input_grad: b");
+  auto dx = at::empty_like(x);
+  const int64_t hw = spatial(x);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_input_grad", [&] {
+    const scalar_t* xd = x.const_data_ptr<scalar_t>();
+    const scalar_t* gd = grad.const_data_ptr<scalar_t>();
+    const scalar_t *gate_d = gate.const_data_ptr<scalar_t>(), *mean_d = mean.const_data_ptr<scalar_t>();
+    const scalar_t *a_d = a.const_data_ptr<scalar_t>(), *b_d = b.const_data_ptr<scalar_t>();
+    scalar_t* out = dx.mutable_data_ptr<scalar_t>();
+    for_each_row(gate.numel(), hw, [&](int64_t r) {
+      input_grad_row(out + r * hw, gd + r * hw, xd + r * hw, gate_d[r], mean_d[r], a_d[r], b_d[r], hw);
+    });
+  });
+  return dx;
+}
+
 // Inference SRM on a residual branch, written over x: per row, the statistics, the folded
-// gate g = sigmoid(w0 * mean + w1 * std + b) and relu(x * g + identity), in one sweep.
+// gate g = sigmoid(w0 * mean + w1 * std + b) and relu(x * g + identity), in one read of x.
 void residual_inference_(at::Tensor& x, const at::Tensor& identity, const at::Tensor& weight,
                          const at::Tensor& bias, int64_t correction, double eps) {
-  check_map(x, "residual_inference_: x");
-  check_map(identity, "residual_inference_: identity");
-  TORCH_CHECK(identity.sizes() == x.sizes() && identity.scalar_type() == x.scalar_type(),
-              "residual_inference_: identity must match x");
-  const int64_t channels = x.size(1), hw = x.size(2) * x.size(3);
+  check_map(x, x, "residual_inference_: x");
+  check_map(identity, x, "residual_inference_: identity");
+  const int64_t channels = x.size(1), hw = spatial(x);
   TORCH_CHECK(hw > correction, "residual_inference_: correction must be below H*W");
   TORCH_CHECK(weight.is_contiguous() && weight.dim() == 2 && weight.size(0) == channels &&
                   weight.size(1) == 2 && bias.is_contiguous() && bias.numel() == channels &&
                   weight.scalar_type() == x.scalar_type() && bias.scalar_type() == x.scalar_type(),
               "residual_inference_: weight must be (C, 2) and bias (C,), in x's dtype");
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_residual_inference", [&] {
-    residual_rows(x.mutable_data_ptr<scalar_t>(), identity.const_data_ptr<scalar_t>(),
-                  weight.const_data_ptr<scalar_t>(), bias.const_data_ptr<scalar_t>(),
-                  x.size(0) * channels, channels, hw, correction, eps);
+    scalar_t* data = x.mutable_data_ptr<scalar_t>();
+    const scalar_t* skip = identity.const_data_ptr<scalar_t>();
+    const scalar_t* w = weight.const_data_ptr<scalar_t>();
+    const scalar_t* b = bias.const_data_ptr<scalar_t>();
+    for_each_row(x.size(0) * channels, hw, [&](int64_t r) {
+      scalar_t* row = data + r * hw;
+      const int64_t c = r % channels;
+      const Moments m = row_moments(row, hw, correction, eps);
+      const double z = static_cast<double>(w[2 * c]) * m.mean +
+                       static_cast<double>(w[2 * c + 1]) * m.std + static_cast<double>(b[c]);
+      const auto g = static_cast<scalar_t>(1.0 / (1.0 + std::exp(-z)));
+      scale_add_relu_row(row, row, g, skip + r * hw, hw);
+    });
   });
 }
 
@@ -158,11 +319,17 @@ void residual_inference_(at::Tensor& x, const at::Tensor& identity, const at::Te
 
 TORCH_LIBRARY(srm_cpu, m) {
   m.def("style_stats(Tensor x, int correction, float eps) -> (Tensor, Tensor)");
+  m.def("recalibrate(Tensor x, Tensor gate, Tensor? identity) -> Tensor");
+  m.def("gate_grad(Tensor grad, Tensor x, Tensor? out) -> (Tensor, Tensor)");
+  m.def("input_grad(Tensor grad, Tensor x, Tensor gate, Tensor mean, Tensor a, Tensor b) -> Tensor");
   m.def("residual_inference_(Tensor(a!) x, Tensor identity, Tensor weight, Tensor bias, "
         "int correction, float eps) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(srm_cpu, CPU, m) {
   m.impl("style_stats", &style_stats);
+  m.impl("recalibrate", &recalibrate);
+  m.impl("gate_grad", &gate_grad);
+  m.impl("input_grad", &input_grad);
   m.impl("residual_inference_", &residual_inference_);
 }
