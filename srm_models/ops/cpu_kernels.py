@@ -1,9 +1,11 @@
 """SRM's compiled CPU kernels (``csrc/srm_cpu.cpp``): built on first use, cached, optional.
 
-Built from torch ops, each of SRM's passes over the feature map pays for reduction kernels,
-temporaries and several small ops per cache-sized chunk, and inference reads the map twice.
-The compiled loops read each (n, c) row once and do all of a pass's work while the row sits
-in the L1 cache; at inference that is the statistics, the gate and relu(x * g + identity). It is JIT-compiled with ``torch.utils.cpp_extension`` (a C++
+Built from torch ops, SRM reads each feature map two or three times per step and pays for
+reduction kernels, temporaries and several small ops per cache-sized chunk. The compiled
+loops take whole channels (the gate couples a channel's samples and nothing else): a channel's
+rows are read from memory once, and the second sweep over them (applying the gate, or the
+input gradient) runs while they are still in cache. At inference one row is the unit: its
+statistics, gate and relu(x * g + identity) in one read. It is JIT-compiled with ``torch.utils.cpp_extension`` (a C++
 compiler and ninja; ~10 s, once per machine, cached under ``TORCH_EXTENSIONS_DIR``) for this
 CPU (``-march=native``: the cache key includes the CPU's feature flags).
 
@@ -99,38 +101,38 @@ def applies(x: Tensor, *others: Tensor) -> bool:
     return load()
 
 
-# The backend interface of ``passes`` (which see), for maps where ``applies`` holds.
-
-def style_stats(x: Tensor, correction: int, eps: float,
-                dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
-    """Per-(n, c) mean and sqrt(var + eps) in x's dtype, one read of x."""
-    return torch.ops.srm_cpu.style_stats(x, correction, eps)
-
-
-def recalibrate(x: Tensor, gate: Tensor, identity: Optional[Tensor]) -> Tensor:
-    """x * g, or relu(x * g + identity), as a new tensor."""
-    return torch.ops.srm_cpu.recalibrate(x, _per_row(gate, x), identity)
+def srm_forward(x: Tensor, identity: Optional[Tensor], weight: Tensor, bias: Optional[Tensor],
+                bn_weight: Optional[Tensor], bn_bias: Optional[Tensor], batch_stats: bool,
+                bn_eps: float, correction: int, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``fused.srm_forward`` for maps where ``applies`` holds: each map read once."""
+    params = (_like(t, x) for t in (weight, bias, bn_weight, bn_bias))
+    return torch.ops.srm_cpu.srm_forward(x, identity, *params, batch_stats, bn_eps, correction, eps)
 
 
-def gate_grad(grad_out: Tensor, x: Tensor, out: Optional[Tensor],
-              dtype: torch.dtype | None = None) -> tuple[Tensor, Optional[Tensor]]:
-    """(dL/dg, the ReLU-masked gradient or None), one read of each map."""
-    grad_gate, masked = torch.ops.srm_cpu.gate_grad(grad_out, x, out)
-    return grad_gate, masked if out is not None else None
+def srm_backward(grad_out: Tensor, x: Tensor, out: Optional[Tensor], weight: Tensor,
+                 bias: Optional[Tensor], bn_weight: Optional[Tensor], bn_bias: Optional[Tensor],
+                 mean: Tensor, std: Tensor, batch_stats: bool, bn_eps: float, correction: int,
+                 eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``fused.srm_backward`` for maps where ``applies`` holds: each map read once.
 
-
-def input_grad(grad: Tensor, x: Tensor, gate: Tensor, mean: Tensor, a: Tensor,
-               b: Tensor) -> Tensor:
-    """dL/dx = grad * g + a + b * (x - mean), one read of grad and x."""
-    return torch.ops.srm_cpu.input_grad(grad, x, *(_per_row(t, x) for t in (gate, mean, a, b)))
+    Parameter gradients come back in each parameter's dtype; absent ones are empty tensors.
+    """
+    params = (weight, bias, bn_weight, bn_bias)
+    dx, d_identity, *grads = torch.ops.srm_cpu.srm_backward(
+        grad_out, x, out, *(_like(t, x) for t in params), _like(mean, x), _like(std, x),
+        batch_stats, bn_eps, correction, eps)
+    grads = [weight.new_empty((0,)) if p is None or g.numel() == 0 else g.to(p.dtype)
+             for g, p in zip(grads, params)]
+    return (dx, d_identity, *grads)
 
 
 def residual_inference_(x: Tensor, identity: Tensor, weight: Tensor, bias: Tensor,
                         correction: int, eps: float) -> None:
     """relu(x * sigmoid(w0 * mean + w1 * std + b) + identity) written over x, one read of x."""
-    torch.ops.srm_cpu.residual_inference_(x, identity, _per_row(weight, x), _per_row(bias, x),
+    torch.ops.srm_cpu.residual_inference_(x, identity, _like(weight, x), _like(bias, x),
                                           correction, eps)
 
 
-def _per_row(t: Tensor, x: Tensor) -> Tensor:
-    return t.to(x.dtype).contiguous()
+def _like(t: Optional[Tensor], x: Tensor) -> Optional[Tensor]:
+    """A small per-channel tensor as the kernels read it: contiguous, in x's dtype."""
+    return None if t is None else t.to(x.dtype).contiguous()

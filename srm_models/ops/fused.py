@@ -36,6 +36,9 @@ def _forward_impl(x: Tensor, identity: Optional[Tensor], weight: Tensor, bias: O
                   bn_eps: float, correction: int, eps: float) -> tuple[Tensor, Tensor, Tensor]:
     backend = _backend(x, identity)
     correction = G.effective_correction(x.shape[2] * x.shape[3], correction)
+    if backend is cpu_kernels:
+        return cpu_kernels.srm_forward(x, identity, weight, bias, bn_weight, bn_bias, batch_stats,
+                                       bn_eps, correction, eps)
     with torch.autocast(x.device.type, enabled=False):
         mean, std = backend.style_stats(x, correction, eps, G.compute_dtype(x))
         g = G.gate_forward(mean, std, weight, bias, bn_weight, bn_bias, batch_stats, bn_eps)
@@ -71,6 +74,9 @@ def srm_backward(grad_out: Tensor, x: Tensor, out: Optional[Tensor], weight: Ten
     backend = _backend(x, grad_out, out)
     hw = x.shape[2] * x.shape[3]
     correction = G.effective_correction(hw, correction)
+    if backend is cpu_kernels:
+        return cpu_kernels.srm_backward(grad_out, x, out, weight, bias, bn_weight, bn_bias, mean,
+                                        std, batch_stats, bn_eps, correction, eps)
     with torch.autocast(x.device.type, enabled=False):
         g = G.gate_forward(mean, std, weight, bias, bn_weight, bn_bias, batch_stats, bn_eps)
         grad_gate, masked = backend.gate_grad(grad_out, x, out, mean.dtype)

@@ -23,6 +23,14 @@ def truth_stats(x: torch.Tensor, correction: int, eps: float):
     return rows.mean(2), (rows.var(2, correction=correction) + eps).sqrt()
 
 
+def kernel_stats(x: torch.Tensor, correction: int, eps: float):
+    """The kernels' per-(n, c) statistics, as the training forward returns them."""
+    c = x.shape[1]
+    _, mean, std = cpu_kernels.srm_forward(x, None, torch.zeros(c, 2), torch.zeros(c), None,
+                                           None, False, 0.0, correction, eps)
+    return mean, std
+
+
 def test_kernels_build_on_this_machine():
     assert cpu_kernels.enabled()
     assert cpu_kernels.load(), "the C++ build failed; run `python -m srm_models.ops` to see why"
@@ -30,12 +38,12 @@ def test_kernels_build_on_this_machine():
 
 @pytest.mark.parametrize("hw", [(1, 1), (1, 7), (5, 7), (4, 8), (6, 11), (7, 7), (56, 56)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_style_stats_match_float64(hw, dtype):
+def test_statistics_match_float64(hw, dtype):
     """Every row length (vector blocks, partial blocks, the scalar tail) and both dtypes."""
     assert cpu_kernels.load()
     x = (torch.randn(3, 5, *hw) * 2 + 1).to(dtype)
     correction = 1 if hw[0] * hw[1] > 1 else 0
-    mean, std = cpu_kernels.style_stats(x, correction, 1e-5)
+    mean, std = kernel_stats(x, correction, 1e-5)
     want_mean, want_std = truth_stats(x, correction, 1e-5)
     assert mean.dtype == dtype and std.dtype == dtype and mean.shape == (3, 5)
     tol = 1e-6 if dtype == torch.float32 else 1e-12
@@ -43,10 +51,10 @@ def test_style_stats_match_float64(hw, dtype):
     torch.testing.assert_close(std.double(), want_std, rtol=tol, atol=0)
 
 
-def test_style_stats_stay_accurate_when_the_mean_dwarfs_the_spread():
+def test_statistics_stay_accurate_when_the_mean_dwarfs_the_spread():
     """Mean 1e4, std 1e-2: E[x^2] - E[x]^2 in float32 would return noise; the kernel does not."""
     x = torch.randn(2, 4, 32, 32, dtype=torch.float64).mul(1e-2).add(1e4).float()
-    mean, std = cpu_kernels.style_stats(x, 1, 0.0)
+    mean, std = kernel_stats(x, 1, 0.0)
     want_mean, want_std = truth_stats(x, 1, 0.0)
     torch.testing.assert_close(std.double(), want_std, rtol=1e-6, atol=0)
     torch.testing.assert_close(mean.double(), want_mean, rtol=1e-7, atol=0)
@@ -67,31 +75,53 @@ def test_residual_inference_matches_the_reference(shape, dtype):
     torch.testing.assert_close(got, want, rtol=tol, atol=tol)
 
 
-SHAPES = [(2, 3, 1, 1), (2, 3, 5, 7), (3, 4, 8, 8), (2, 5, 9, 11)]
+GATES = {  # (bias, bn_weight, bn_bias, batch_stats): the gates the SRM module builds
+    "cfc+bn training": (False, True, True, True),
+    "cfc+bn, no affine": (False, False, False, True),
+    "cfc with bias": (True, False, False, False),
+}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", SHAPES)
-def test_training_passes_match_the_torch_op_passes(shape, dtype):
-    """recalibrate, gate_grad and input_grad: same numbers as ``passes`` (float64 sums here)."""
+@pytest.mark.parametrize("shape", [(2, 3, 1, 1), (2, 3, 5, 7), (3, 4, 8, 8), (4, 5, 9, 11)])
+@pytest.mark.parametrize("gate", list(GATES), ids=list(GATES))
+def test_forward_and_backward_match_the_torch_op_passes(gate, shape, dtype, monkeypatch):
+    """The fused op with the kernels against the same op on the torch-op passes."""
+    has_bias, has_gamma, has_beta, batch_stats = GATES[gate]
     n, c = shape[:2]
     x, identity, grad = (torch.randn(shape, dtype=dtype) for _ in range(3))
-    gate, mean, a, b = (torch.rand(n, c, dtype=dtype) for _ in range(4))
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
-    for ident in (None, identity):
-        torch.testing.assert_close(cpu_kernels.recalibrate(x, gate, ident),
-                                   passes.recalibrate(x, gate, ident), **tol)
-    out = passes.recalibrate(x, gate, identity)
-    for o in (None, out):
-        got_gate, got_masked = cpu_kernels.gate_grad(grad, x, o)
-        want_gate, want_masked = passes.gate_grad(grad, x, o, dtype)
-        torch.testing.assert_close(got_gate, want_gate, **tol)
-        if o is None:
-            assert got_masked is None
-        else:
-            torch.testing.assert_close(got_masked, want_masked, rtol=0, atol=0)
-    torch.testing.assert_close(cpu_kernels.input_grad(grad, x, gate, mean, a, b),
-                               passes.input_grad(grad, x, gate, mean, a, b), **tol)
+    weight = torch.randn(c, 2, dtype=dtype)
+    bias, gamma, beta = (torch.randn(c, dtype=dtype) if has else None
+                         for has in (has_bias, has_gamma, has_beta))
+
+    def run(dtype=dtype):
+        t = [None if v is None else v.to(dtype) for v in (x, identity, grad, weight, bias, gamma, beta)]
+        results = []
+        for ident in (None, t[1]):
+            out, mean, std = ops.srm_forward(t[0], ident, t[3], t[4], t[5], t[6], batch_stats,
+                                             1e-5, 1, 1e-5)
+            back = ops.srm_backward(t[2], t[0], None if ident is None else out, t[3], t[4], t[5],
+                                    t[6], mean, std, batch_stats, 1e-5, 1, 1e-5)
+            results.append((out, mean, std, *back))
+        return results
+
+    assert cpu_kernels.load()
+    kernels, truth = run(), run(torch.float64)
+    monkeypatch.setattr(cpu_kernels, "_loaded", False)  # the same op on the torch-op passes
+    reference = run()
+    for got_all, want_all, true_all in zip(kernels, reference, truth):
+        for got, want, true in zip(got_all, want_all, true_all):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            if dtype == torch.float64:
+                torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+            else:  # as close to float64 as the passes are, or closer (BN gradients cancel)
+                assert rel_error(got, true) <= 2 * rel_error(want, true) + 1e-6
+
+
+def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    if b.numel() == 0:
+        return 0.0
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
 
 
 def test_contiguous_float_maps_take_the_kernels_and_others_the_passes():
@@ -110,12 +140,13 @@ def test_residual_inference_keeps_nan_like_relu():
 
 
 def test_kernel_rejects_what_it_cannot_read():
-    x = torch.randn(2, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 4, 3, 3)
     with pytest.raises(RuntimeError, match="contiguous 4-d CPU tensor"):
-        torch.ops.srm_cpu.style_stats(x, 1, 1e-5)
-    with pytest.raises(RuntimeError, match=r"weight must be \(C, 2\)"):
-        torch.ops.srm_cpu.residual_inference_(torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3),
-                                              torch.zeros(3, 2), torch.zeros(4), 1, 1e-5)
+        torch.ops.srm_cpu.srm_forward(x.contiguous(memory_format=torch.channels_last), None,
+                                      torch.zeros(4, 2), None, None, None, False, 0.0, 1, 1e-5)
+    with pytest.raises(RuntimeError, match="weight must be contiguous, in x's dtype, with 2"):
+        torch.ops.srm_cpu.residual_inference_(x, torch.randn(2, 4, 3, 3), torch.zeros(3, 2),
+                                              torch.zeros(4), 1, 1e-5)
 
 
 def test_layouts_and_dtypes_it_skips_say_so_once_at_debug(caplog):

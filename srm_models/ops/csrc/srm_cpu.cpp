@@ -1,9 +1,11 @@
-// SRM's big CPU passes as compiled loops over the (n, c) rows of contiguous (N, C, H, W) maps.
+// SRM on the CPU as compiled loops over contiguous (N, C, H, W) maps, one channel at a time.
 //
-// Each pass reads a row from memory once and does all of its work while the row sits in the
-// L1/L2 cache: at inference the statistics, the gate and relu(x * g + identity) together.
-// Built from torch ops the same work takes reduction kernels, temporaries and several small
-// ops per chunk. The per-row scalars (gate, mean, coefficients) come in x's dtype.
+// SRM's gate couples the N samples of a channel (BatchNorm over the batch) and nothing else, so
+// each thread takes whole channels: it reads the channel's N rows from memory once, computes
+// their statistics, the gate (or, backward, the gate's gradient) for the channel, and makes
+// its second sweep over the same rows while they are still in the L2 cache. Built from torch
+// ops the same work reads every map two or three times and pays for several small ops per
+// chunk. The gate math mirrors ops/gate.py, in double.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -17,11 +19,15 @@
 #include <cstring>
 #include <optional>
 #include <tuple>
+#include <vector>
 
 namespace {
 
-// Rows per parallel task: about 64K elements, so that small maps do not pay a task per row.
-int64_t rows_per_task(int64_t hw) { return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(hw, 1)); }
+// Channels (or rows) per parallel task: about 64K elements, so that small maps do not pay a
+// task per channel.
+int64_t per_task(int64_t elements) {
+  return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(elements, 1));
+}
 
 struct Moments {
   double mean;
@@ -120,51 +126,6 @@ inline double row_dot(const scalar_t* a, const scalar_t* b, int64_t hw) {
   return total;
 }
 
-// fn(row) for every row of the map, rows split across torch's intra-op threads.
-template <typename F>
-void for_each_row(int64_t rows, int64_t hw, const F& fn) {
-  at::parallel_for(0, rows, rows_per_task(hw), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) fn(r);
-  });
-}
-
-void check_map(const at::Tensor& t, const at::Tensor& x, const char* what) {
-  TORCH_CHECK(t.device().is_cpu() && t.dim() == 4 && t.is_contiguous(), what,
-              " must be a contiguous 4-d CPU tensor, got sizes ", t.sizes());
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, what,
-              " must be float32 or float64, got ", t.scalar_type());
-  TORCH_CHECK(t.sizes() == x.sizes() && t.scalar_type() == x.scalar_type(), what,
-              " must match x's sizes and dtype");
-}
-
-void check_per_row(const at::Tensor& t, const at::Tensor& x, const char* what) {
-  TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && t.size(0) == x.size(0) &&
-                  t.size(1) == x.size(1) && t.scalar_type() == x.scalar_type(),
-              what, " must be a contiguous (N, C) tensor in x's dtype");
-}
-
-int64_t spatial(const at::Tensor& x) { return x.size(2) * x.size(3); }
-
-// Per-(n, c) mean and sqrt(var + eps) of x.
-std::tuple<at::Tensor, at::Tensor> style_stats(const at::Tensor& x, int64_t correction, double eps) {
-  check_map(x, x, "style_stats: x");
-  const int64_t hw = spatial(x);
-  TORCH_CHECK(hw > correction, "style_stats: correction must be below H*W");
-  auto mean = at::empty({x.size(0), x.size(1)}, x.options());
-  auto std = at::empty({x.size(0), x.size(1)}, x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_style_stats", [&] {
-    const scalar_t* data = x.const_data_ptr<scalar_t>();
-    scalar_t* mean_data = mean.mutable_data_ptr<scalar_t>();
-    scalar_t* std_data = std.mutable_data_ptr<scalar_t>();
-    for_each_row(mean.numel(), hw, [&](int64_t r) {
-      const Moments m = row_moments(data + r * hw, hw, correction, eps);
-      mean_data[r] = static_cast<scalar_t>(m.mean);
-      std_data[r] = static_cast<scalar_t>(m.std);
-    });
-  });
-  return {mean, std};
-}
-
 template <typename scalar_t>
 inline void scale_row(scalar_t* out, const scalar_t* x, scalar_t g, int64_t hw) {
 #pragma omp simd
@@ -179,30 +140,6 @@ inline void scale_add_relu_row(scalar_t* out, const scalar_t* x, scalar_t g, con
     const scalar_t v = x[i] * g + skip[i];
     out[i] = v < scalar_t(0) ? scalar_t(0) : v;  // NaN stays NaN, as torch.relu leaves it
   }
-}
-
-// x * g, or relu(x * g + identity) for a residual block, as a new tensor (training keeps x).
-at::Tensor recalibrate(const at::Tensor& x, const at::Tensor& gate,
-                       const std::optional<at::Tensor>& identity) {
-  check_map(x, x, "recalibrate: x");
-  check_per_row(gate, x, "recalibrate: gate");
-  if (identity) check_map(*identity, x, "recalibrate: identity");
-  auto out = at::empty_like(x);
-  const int64_t hw = spatial(x);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_recalibrate", [&] {
-    const scalar_t* xd = x.const_data_ptr<scalar_t>();
-    const scalar_t* gd = gate.const_data_ptr<scalar_t>();
-    const scalar_t* skip = identity ? identity->const_data_ptr<scalar_t>() : nullptr;
-    scalar_t* od = out.mutable_data_ptr<scalar_t>();
-    for_each_row(gate.numel(), hw, [&](int64_t r) {
-      if (skip) {
-        scale_add_relu_row(od + r * hw, xd + r * hw, gd[r], skip + r * hw, hw);
-      } else {
-        scale_row(od + r * hw, xd + r * hw, gd[r], hw);
-      }
-    });
-  });
-  return out;
 }
 
 // masked = (out <= 0 ? 0 : grad), as threshold_backward; returns sum(masked * x) in double.
@@ -228,33 +165,6 @@ inline double masked_row_dot(scalar_t* masked, const scalar_t* grad, const scala
   return total;
 }
 
-// dL/dg = sum_hw(grad * x) per row; with ``out`` (residual form) grad is first masked by the
-// ReLU (out <= 0 -> 0, as threshold_backward), and the masked gradient (the identity's
-// gradient) is returned too; without it the second result is empty.
-std::tuple<at::Tensor, at::Tensor> gate_grad(const at::Tensor& grad, const at::Tensor& x,
-                                             const std::optional<at::Tensor>& out) {
-  check_map(x, x, "gate_grad: x");
-  check_map(grad, x, "gate_grad: grad");
-  if (out) check_map(*out, x, "gate_grad: out");
-  auto grad_gate = at::empty({x.size(0), x.size(1)}, x.options());
-  auto masked = out ? at::empty_like(x) : at::empty({0}, x.options());
-  const int64_t hw = spatial(x);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_gate_grad", [&] {
-    const scalar_t* xd = x.const_data_ptr<scalar_t>();
-    const scalar_t* gd = grad.const_data_ptr<scalar_t>();
-    const scalar_t* od = out ? out->const_data_ptr<scalar_t>() : nullptr;
-    scalar_t* md = out ? masked.mutable_data_ptr<scalar_t>() : nullptr;
-    scalar_t* dg = grad_gate.mutable_data_ptr<scalar_t>();
-    for_each_row(grad_gate.numel(), hw, [&](int64_t r) {
-      const int64_t at = r * hw;
-      const double dot = od ? masked_row_dot(md + at, gd + at, od + at, xd + at, hw)
-                            : row_dot(gd + at, xd + at, hw);
-      dg[r] = static_cast<scalar_t>(dot);
-    });
-  });
-  return {grad_gate, masked};
-}
-
 template <typename scalar_t>
 inline void input_grad_row(scalar_t* dx, const scalar_t* grad, const scalar_t* x, scalar_t g,
                            scalar_t mean, scalar_t a, scalar_t b, int64_t hw) {
@@ -262,28 +172,200 @@ inline void input_grad_row(scalar_t* dx, const scalar_t* grad, const scalar_t* x
   for (int64_t i = 0; i < hw; ++i) dx[i] = grad[i] * g + a + b * (x[i] - mean);
 }
 
-// dL/dx = grad * g + a + b * (x - mean), with per-row g, a, b and mean.
-at::Tensor input_grad(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& gate,
-                      const at::Tensor& mean, const at::Tensor& a, const at::Tensor& b) {
-  check_map(x, x, "input_grad: x");
-  check_map(grad, x, "input_grad: grad");
-  check_per_row(gate, x, "input_grad: gate");
-  check_per_row(mean, x, "input_grad: mean");
-  check_per_row(a, x, "input_grad: a");
-  check_per_row(b, x, "input_grad: b");
-  auto dx = at::empty_like(x);
-  const int64_t hw = spatial(x);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_input_grad", [&] {
+double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+
+void check_map(const at::Tensor& t, const at::Tensor& x, const char* what) {
+  TORCH_CHECK(t.device().is_cpu() && t.dim() == 4 && t.is_contiguous(), what,
+              " must be a contiguous 4-d CPU tensor, got sizes ", t.sizes());
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, what,
+              " must be float32 or float64, got ", t.scalar_type());
+  TORCH_CHECK(t.sizes() == x.sizes() && t.scalar_type() == x.scalar_type(), what,
+              " must match x's sizes and dtype");
+}
+
+// A per-channel parameter: contiguous, in x's dtype, ``per_channel`` values per channel.
+const void* param(const std::optional<at::Tensor>& t, const at::Tensor& x, int64_t per_channel,
+                  const char* what) {
+  if (!t) return nullptr;
+  TORCH_CHECK(t->is_contiguous() && t->numel() == x.size(1) * per_channel &&
+                  t->scalar_type() == x.scalar_type(),
+              what, " must be contiguous, in x's dtype, with ", per_channel, " value(s) per channel");
+  return t->const_data_ptr();
+}
+
+template <typename scalar_t>
+struct Gate {  // the per-channel parameters of eqs. (4)-(8); nullptr where absent
+  const scalar_t *weight, *bias, *bn_weight, *bn_bias;
+  bool batch_stats;
+  double bn_eps;
+
+  // Logits z_n = w . (mean_n, std_n) (+ b), then (batch statistics) normalised over n.
+  // Fills z with the pre-affine values (z_hat under batch statistics) and returns 1/sigma.
+  double logits(int64_t c, const double* mean, const double* std, int64_t n, double* z) const {
+    for (int64_t i = 0; i < n; ++i) {
+      z[i] = double(weight[2 * c]) * mean[i] + double(weight[2 * c + 1]) * std[i] +
+             (bias ? double(bias[c]) : 0.0);
+    }
+    if (!batch_stats) return 1.0;
+    double mu = 0, var = 0;
+    for (int64_t i = 0; i < n; ++i) mu += z[i];
+    mu /= double(n);
+    for (int64_t i = 0; i < n; ++i) var += (z[i] - mu) * (z[i] - mu);
+    const double rstd = 1.0 / std::sqrt(var / double(n) + bn_eps);
+    for (int64_t i = 0; i < n; ++i) z[i] = (z[i] - mu) * rstd;
+    return rstd;
+  }
+
+  double gamma(int64_t c) const { return batch_stats && bn_weight ? double(bn_weight[c]) : 1.0; }
+  double beta(int64_t c) const { return batch_stats && bn_bias ? double(bn_bias[c]) : 0.0; }
+};
+
+template <typename scalar_t>
+Gate<scalar_t> gate_of(const at::Tensor& x, const at::Tensor& weight,
+                       const std::optional<at::Tensor>& bias,
+                       const std::optional<at::Tensor>& bn_weight,
+                       const std::optional<at::Tensor>& bn_bias, bool batch_stats, double bn_eps) {
+  return {static_cast<const scalar_t*>(param(weight, x, 2, "weight")),
+          static_cast<const scalar_t*>(param(bias, x, 1, "bias")),
+          static_cast<const scalar_t*>(param(bn_weight, x, 1, "bn_weight")),
+          static_cast<const scalar_t*>(param(bn_bias, x, 1, "bn_bias")), batch_stats, bn_eps};
+}
+
+// Forward: (x * g or relu(x * g + identity), mean, std), statistics and gate per (n, c).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> srm_forward(
+    const at::Tensor& x, const std::optional<at::Tensor>& identity, const at::Tensor& weight,
+    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& bn_weight,
+    const std::optional<at::Tensor>& bn_bias, bool batch_stats, double bn_eps,
+    int64_t correction, double eps) {
+  check_map(x, x, "srm_forward: x");
+  if (identity) check_map(*identity, x, "srm_forward: identity");
+  const int64_t n = x.size(0), channels = x.size(1), hw = x.size(2) * x.size(3);
+  TORCH_CHECK(hw > correction, "srm_forward: correction must be below H*W");
+  TORCH_CHECK(!batch_stats || n > 1, "srm_forward: batch statistics need at least 2 samples");
+  auto out = at::empty_like(x);
+  auto mean = at::empty({n, channels}, x.options());
+  auto std = at::empty({n, channels}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_cpu_forward", [&] {
+    const auto gate = gate_of<scalar_t>(x, weight, bias, bn_weight, bn_bias, batch_stats, bn_eps);
     const scalar_t* xd = x.const_data_ptr<scalar_t>();
-    const scalar_t* gd = grad.const_data_ptr<scalar_t>();
-    const scalar_t *gate_d = gate.const_data_ptr<scalar_t>(), *mean_d = mean.const_data_ptr<scalar_t>();
-    const scalar_t *a_d = a.const_data_ptr<scalar_t>(), *b_d = b.const_data_ptr<scalar_t>();
-    scalar_t* out = dx.mutable_data_ptr<scalar_t>();
-    for_each_row(gate.numel(), hw, [&](int64_t r) {
-      input_grad_row(out + r * hw, gd + r * hw, xd + r * hw, gate_d[r], mean_d[r], a_d[r], b_d[r], hw);
+    const scalar_t* skip = identity ? identity->const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* od = out.mutable_data_ptr<scalar_t>();
+    scalar_t* mean_d = mean.mutable_data_ptr<scalar_t>();
+    scalar_t* std_d = std.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, channels, per_task(n * hw), [&](int64_t begin, int64_t end) {
+      std::vector<double> m(n), s(n), z(n);
+      for (int64_t c = begin; c < end; ++c) {
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t r = i * channels + c;
+          const Moments moments = row_moments(xd + r * hw, hw, correction, eps);
+          mean_d[r] = static_cast<scalar_t>(moments.mean);
+          std_d[r] = static_cast<scalar_t>(moments.std);
+          m[i] = double(mean_d[r]);  // the gate sees the stored statistics, as backward will
+          s[i] = double(std_d[r]);
+        }
+        gate.logits(c, m.data(), s.data(), n, z.data());
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t at = (i * channels + c) * hw;
+          const auto g = static_cast<scalar_t>(sigmoid(z[i] * gate.gamma(c) + gate.beta(c)));
+          if (skip) {
+            scale_add_relu_row(od + at, xd + at, g, skip + at, hw);
+          } else {
+            scale_row(od + at, xd + at, g, hw);
+          }
+        }
+      }
     });
   });
-  return dx;
+  return {out, mean, std};
+}
+
+// Backward: the closed-form gradients of srm_forward (see ops/fused.py's srm_backward):
+// (dx, d_identity, d_weight, d_bias, d_bn_weight, d_bn_bias), absent ones empty.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> srm_backward(
+    const at::Tensor& grad_out, const at::Tensor& x, const std::optional<at::Tensor>& out,
+    const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+    const std::optional<at::Tensor>& bn_weight, const std::optional<at::Tensor>& bn_bias,
+    const at::Tensor& mean, const at::Tensor& std, bool batch_stats, double bn_eps,
+    int64_t correction, double eps) {
+  check_map(x, x, "srm_backward: x");
+  check_map(grad_out, x, "srm_backward: grad_out");
+  if (out) check_map(*out, x, "srm_backward: out");
+  const int64_t n = x.size(0), channels = x.size(1), hw = x.size(2) * x.size(3);
+  TORCH_CHECK(mean.is_contiguous() && std.is_contiguous() && mean.numel() == n * channels &&
+                  std.numel() == n * channels && mean.scalar_type() == x.scalar_type() &&
+                  std.scalar_type() == x.scalar_type(),
+              "srm_backward: mean and std must be contiguous (N, C) in x's dtype");
+  auto empty = at::empty({0}, x.options());
+  auto dx = at::empty_like(x);
+  auto d_identity = out ? at::empty_like(x) : empty;
+  auto d_weight = at::empty({channels, 2}, x.options());
+  auto d_bias = bias ? at::empty({channels}, x.options()) : empty;
+  auto d_bn_weight = batch_stats && bn_weight ? at::empty({channels}, x.options()) : empty;
+  auto d_bn_bias = batch_stats && bn_bias ? at::empty({channels}, x.options()) : empty;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_cpu_backward", [&] {
+    const auto gate = gate_of<scalar_t>(x, weight, bias, bn_weight, bn_bias, batch_stats, bn_eps);
+    const scalar_t* xd = x.const_data_ptr<scalar_t>();
+    const scalar_t* gd = grad_out.const_data_ptr<scalar_t>();
+    const scalar_t* od = out ? out->const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* masked = out ? d_identity.mutable_data_ptr<scalar_t>() : nullptr;
+    scalar_t* dxd = dx.mutable_data_ptr<scalar_t>();
+    const scalar_t* mean_d = mean.const_data_ptr<scalar_t>();
+    const scalar_t* std_d = std.const_data_ptr<scalar_t>();
+    scalar_t* dw = d_weight.mutable_data_ptr<scalar_t>();
+    scalar_t* db = bias ? d_bias.mutable_data_ptr<scalar_t>() : nullptr;
+    scalar_t* dgamma = d_bn_weight.numel() ? d_bn_weight.mutable_data_ptr<scalar_t>() : nullptr;
+    scalar_t* dbeta = d_bn_bias.numel() ? d_bn_bias.mutable_data_ptr<scalar_t>() : nullptr;
+    const double spread = double(hw - correction);
+    at::parallel_for(0, channels, per_task(n * hw), [&](int64_t begin, int64_t end) {
+      std::vector<double> m(n), s(n), z(n), g(n), dz(n);
+      for (int64_t c = begin; c < end; ++c) {
+        // sweep 1: dL/dg_n = sum(grad * x), grad masked by the ReLU in the residual form
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t r = i * channels + c, at = r * hw;
+          m[i] = double(mean_d[r]);
+          s[i] = double(std_d[r]);
+          dz[i] = masked ? masked_row_dot(masked + at, gd + at, od + at, xd + at, hw)
+                         : row_dot(gd + at, xd + at, hw);
+        }
+        // the gate's gradient for this channel: sigmoid, BN over the batch, CFC
+        const double rstd = gate.logits(c, m.data(), s.data(), n, z.data());
+        const double gamma = gate.gamma(c);
+        double sum_dl = 0, sum_dl_z = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          g[i] = sigmoid(z[i] * gamma + gate.beta(c));
+          const double dl = dz[i] * g[i] * (1.0 - g[i]);
+          sum_dl += dl;
+          sum_dl_z += dl * z[i];
+          dz[i] = dl;
+        }
+        if (batch_stats) {
+          if (dgamma) dgamma[c] = static_cast<scalar_t>(sum_dl_z);
+          if (dbeta) dbeta[c] = static_cast<scalar_t>(sum_dl);
+          const double mean_dzh = gamma * sum_dl / double(n), mean_dzh_z = gamma * sum_dl_z / double(n);
+          for (int64_t i = 0; i < n; ++i) dz[i] = rstd * (gamma * dz[i] - mean_dzh - z[i] * mean_dzh_z);
+        }
+        double dw0 = 0, dw1 = 0, dbias = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          dw0 += dz[i] * m[i];
+          dw1 += dz[i] * s[i];
+          dbias += dz[i];
+        }
+        dw[2 * c] = static_cast<scalar_t>(dw0);
+        dw[2 * c + 1] = static_cast<scalar_t>(dw1);
+        if (db) db[c] = static_cast<scalar_t>(dbias);
+        // sweep 2, over rows still in cache: dx = grad * g + a + b * (x - mean)
+        const double w0 = double(gate.weight[2 * c]), w1 = double(gate.weight[2 * c + 1]);
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t at = (i * channels + c) * hw;
+          const auto a = static_cast<scalar_t>(dz[i] * w0 / double(hw));
+          const auto b = static_cast<scalar_t>(dz[i] * w1 / (s[i] * spread));
+          input_grad_row(dxd + at, masked ? masked + at : gd + at, xd + at,
+                         static_cast<scalar_t>(g[i]), static_cast<scalar_t>(m[i]), a, b, hw);
+        }
+      }
+    });
+  });
+  return {dx, d_identity, d_weight, d_bias, d_bn_weight, d_bn_bias};
 }
 
 // Inference SRM on a residual branch, written over x: per row, the statistics, the folded
@@ -292,25 +374,20 @@ void residual_inference_(at::Tensor& x, const at::Tensor& identity, const at::Te
                          const at::Tensor& bias, int64_t correction, double eps) {
   check_map(x, x, "residual_inference_: x");
   check_map(identity, x, "residual_inference_: identity");
-  const int64_t channels = x.size(1), hw = spatial(x);
+  const int64_t channels = x.size(1), hw = x.size(2) * x.size(3);
   TORCH_CHECK(hw > correction, "residual_inference_: correction must be below H*W");
-  TORCH_CHECK(weight.is_contiguous() && weight.dim() == 2 && weight.size(0) == channels &&
-                  weight.size(1) == 2 && bias.is_contiguous() && bias.numel() == channels &&
-                  weight.scalar_type() == x.scalar_type() && bias.scalar_type() == x.scalar_type(),
-              "residual_inference_: weight must be (C, 2) and bias (C,), in x's dtype");
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_residual_inference", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_cpu_residual_inference", [&] {
+    const auto gate = gate_of<scalar_t>(x, weight, bias, std::nullopt, std::nullopt, false, 0.0);
     scalar_t* data = x.mutable_data_ptr<scalar_t>();
     const scalar_t* skip = identity.const_data_ptr<scalar_t>();
-    const scalar_t* w = weight.const_data_ptr<scalar_t>();
-    const scalar_t* b = bias.const_data_ptr<scalar_t>();
-    for_each_row(x.size(0) * channels, hw, [&](int64_t r) {
-      scalar_t* row = data + r * hw;
-      const int64_t c = r % channels;
-      const Moments m = row_moments(row, hw, correction, eps);
-      const double z = static_cast<double>(w[2 * c]) * m.mean +
-                       static_cast<double>(w[2 * c + 1]) * m.std + static_cast<double>(b[c]);
-      const auto g = static_cast<scalar_t>(1.0 / (1.0 + std::exp(-z)));
-      scale_add_relu_row(row, row, g, skip + r * hw, hw);
+    at::parallel_for(0, x.size(0) * channels, per_task(hw), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const Moments m = row_moments(data + r * hw, hw, correction, eps);
+        double z;
+        gate.logits(r % channels, &m.mean, &m.std, 1, &z);
+        scale_add_relu_row(data + r * hw, data + r * hw, static_cast<scalar_t>(sigmoid(z)),
+                           skip + r * hw, hw);
+      }
     });
   });
 }
@@ -318,18 +395,19 @@ void residual_inference_(at::Tensor& x, const at::Tensor& identity, const at::Te
 }  // namespace
 
 TORCH_LIBRARY(srm_cpu, m) {
-  m.def("style_stats(Tensor x, int correction, float eps) -> (Tensor, Tensor)");
-  m.def("recalibrate(Tensor x, Tensor gate, Tensor? identity) -> Tensor");
-  m.def("gate_grad(Tensor grad, Tensor x, Tensor? out) -> (Tensor, Tensor)");
-  m.def("input_grad(Tensor grad, Tensor x, Tensor gate, Tensor mean, Tensor a, Tensor b) -> Tensor");
+  m.def("srm_forward(Tensor x, Tensor? identity, Tensor weight, Tensor? bias, Tensor? bn_weight, "
+        "Tensor? bn_bias, bool batch_stats, float bn_eps, int correction, float eps) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("srm_backward(Tensor grad_out, Tensor x, Tensor? out, Tensor weight, Tensor? bias, "
+        "Tensor? bn_weight, Tensor? bn_bias, Tensor mean, Tensor std, bool batch_stats, "
+        "float bn_eps, int correction, float eps) "
+        "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("residual_inference_(Tensor(a!) x, Tensor identity, Tensor weight, Tensor bias, "
         "int correction, float eps) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(srm_cpu, CPU, m) {
-  m.impl("style_stats", &style_stats);
-  m.impl("recalibrate", &recalibrate);
-  m.impl("gate_grad", &gate_grad);
-  m.impl("input_grad", &input_grad);
+  m.impl("srm_forward", &srm_forward);
+  m.impl("srm_backward", &srm_backward);
   m.impl("residual_inference_", &residual_inference_);
 }
