@@ -70,12 +70,12 @@ def load() -> bool:
 
 def _build_and_load() -> bool:
     from torch.utils.cpp_extension import load as load_extension
-    name = extension_name()
-    logger.info("loading SRM CPU kernels %s (compiled once per machine, ~10 s)", name)
     try:
+        name = extension_name()
+        logger.info("loading SRM CPU kernels %s (compiled once per machine, ~10 s)", name)
         load_extension(name, sources=[str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
                        is_python_module=False, verbose=False)
-    except Exception as err:  # no compiler, no ninja, an unsupported platform: any build failure
+    except Exception as err:  # no source, compiler or ninja; an unsupported platform
         lines = str(err).strip().splitlines() or [""]
         reason = next((ln for ln in lines if "error" in ln.lower()), lines[-1])
         logger.debug("SRM CPU kernels could not be built (%s: %s); torch-op passes run instead",
