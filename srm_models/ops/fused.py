@@ -3,9 +3,10 @@
 Registered with ``torch.library`` (fake impls for tracing, autograd wired to the closed-form
 backward), so ``torch.compile`` keeps it as one node and ``torch.export`` can export it. Each
 device runs the same three stages -- statistics in one read, the tiny gate, one pass that
-applies it -- from ``passes`` (torch ops; the CPU and any device), from Triton kernels on
-CUDA when Triton is importable, or on the CPU from the compiled loops of ``cpu_kernels``
-(statistics, and the whole inference tail in one read).
+applies it -- from ``passes`` (torch ops; the CPU and any device) or from Triton kernels on
+CUDA when Triton is importable. On the CPU, contiguous float32/float64 maps take the compiled
+``cpu_kernels`` instead, which run the whole op (forward, backward, inference tail) channel by
+channel, reading each map once.
 """
 from __future__ import annotations
 
