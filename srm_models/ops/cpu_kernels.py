@@ -62,9 +62,11 @@ def load() -> bool:
     """Build (first time on this machine) and load the kernels; True when they are usable."""
     global _loaded
     if _loaded is None:
-        _loaded = _build_and_load() if enabled() else False
-        if not enabled():
+        if enabled():
+            _loaded = _build_and_load()
+        else:
             logger.debug("SRM CPU kernels are off (%s=0): torch-op passes run instead", ENV)
+            _loaded = False
     return _loaded
 
 
