@@ -64,13 +64,13 @@ class StreamingBatches:
 
     def __init__(self, data: LoadedDataset, augment: DeviceAugment, device: torch.device, protocol: Protocol):
         stored, size = protocol.stored_size(), protocol.image_size
-        if protocol.augment == "random_resized_crop":
+        if augment.mode == "random_resized_crop":
             crop = [v2.RandomResizedCrop(size, antialias=True)]
-        elif protocol.augment == "crop":
+        elif augment.mode == "crop":
             crop = [square(stored), v2.RandomCrop(size, padding=protocol.padding)]
         else:
             crop = [square(stored), v2.CenterCrop(size)]
-        flip = [v2.RandomHorizontalFlip()] if protocol.flip else []
+        flip = [v2.RandomHorizontalFlip()] if augment.flip else []
         self.augment, self.device = augment, device
         self.train_order, self.eval_order = OrderSampler(), OrderSampler()
         self.batch_size = protocol.batch_size

@@ -25,7 +25,7 @@ from . import paths
 from .batches import InMemoryBatches, StreamingBatches
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .data import DatasetError, LoadedDataset, load_dataset
-from .data.augment import DeviceAugment
+from .data.augment import DeviceAugment, label_safe
 from .folds import Split, make_split
 from .protocols import Protocol, get_protocol
 from .spec import TrialSpec
@@ -170,8 +170,8 @@ class Progress:
 
 
 def _batches_for(data: LoadedDataset, protocol: Protocol, device: torch.device):
-    augment = DeviceAugment(protocol.augment, protocol.image_size, protocol.padding, protocol.flip,
-                            data.mean, data.std, device,
+    mode, flip = label_safe(protocol.augment, protocol.flip, data.augmentations)
+    augment = DeviceAugment(mode, protocol.image_size, protocol.padding, flip, data.mean, data.std, device,
                             channels_last=protocol.channels_last and device.type == "cuda")
     if data.in_memory:
         return InMemoryBatches(data, augment, device)

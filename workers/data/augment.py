@@ -58,6 +58,12 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     return images[..., top:top + size, left:left + size]
 
 
+def label_safe(mode: str, flip: bool, keeps_labels: frozenset[str]) -> tuple[str, bool]:
+    """A protocol's train augmentation (``mode``, ``flip``) less what would change a dataset's
+    labels: a crop the dataset does not keep becomes the evaluation's centre crop, a flip is dropped."""
+    return (mode if mode == "none" or mode in keeps_labels else "none"), flip and "flip" in keeps_labels
+
+
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     flip = torch.rand(images.shape[0], generator=generator, device=generator.device) < 0.5
     return torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
@@ -75,6 +81,10 @@ class DeviceAugment:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def train(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.finish(self.geometric(images, generator))
+
+    def geometric(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The random crop and flip alone, before normalisation (uint8 in, uint8 or float 0..255 out)."""
         if self.mode == "random_resized_crop":
             images = random_resized_crop(images, self.image_size, generator)
         elif self.mode == "crop":
@@ -83,7 +93,7 @@ class DeviceAugment:
             images = center_crop(images, self.image_size)
         if self.flip:
             images = random_flip(images, generator)
-        return self.finish(images)
+        return images
 
     def eval(self, images: torch.Tensor) -> torch.Tensor:
         return self.finish(center_crop(images, self.image_size))

@@ -11,6 +11,9 @@ import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The training augmentations a protocol can apply (its ``augment`` mode and ``flip``); a
+# dataset declares which of them keep its labels (registry ``DatasetEntry.augmentations``).
+AUGMENTATIONS = frozenset({"crop", "random_resized_crop", "flip"})
 
 
 class DatasetError(ValueError):
@@ -95,7 +98,7 @@ class LoadedDataset:
     """A dataset ready for training: pixels in memory (uint8 NCHW) or files to stream.
 
     Exactly one of ``images`` and ``index.files`` is used for pixels; ``images`` wins when set.
-    ``stored_size`` is the side of the square the in-memory images were decoded to.
+    ``augmentations`` are the training augmentations that keep this dataset's labels.
     """
 
     index: DatasetIndex
@@ -103,6 +106,7 @@ class LoadedDataset:
     images: torch.Tensor | None = None
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    augmentations: frozenset[str] = AUGMENTATIONS
 
     @property
     def in_memory(self) -> bool:

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from .. import paths
 from . import disk, generated
-from .base import DatasetError, DatasetIndex, DatasetInfo, DatasetSummary, LoadedDataset
+from .base import AUGMENTATIONS, DatasetError, DatasetIndex, DatasetInfo, DatasetSummary, LoadedDataset
 from .images import decode_all
 
 IndexFn = Callable[[Path, dict], tuple[DatasetIndex, np.ndarray | None]]
@@ -30,6 +30,7 @@ class DatasetEntry:
     groups: tuple[str, ...] | None = None
     official_split: bool = False
     options: tuple[tuple[str, int], ...] = ()  # generator arguments and their defaults
+    augmentations: frozenset[str] = AUGMENTATIONS  # the training augmentations that keep its labels
 
     def present(self, data_dir: Path) -> bool:
         return self.folder is None or self.folder(data_dir).is_dir()
@@ -49,14 +50,16 @@ def _imagefolder_root(data_dir: Path, relative: str) -> Path:
 
 ENTRIES: dict[str, DatasetEntry] = {e.name: e for e in [
     DatasetEntry("digits", "scikit-learn's bundled 8x8 handwritten digits (1,797 images)",
-                 "nothing (bundled with scikit-learn)", lambda d, o: generated.digits(), num_classes=10),
-    DatasetEntry("textures", "generated textures whose class is carried by style statistics "
-                 "(channel mean, contrast, frequency, orientation)", "nothing (generated, seeded)",
+                 "nothing (bundled with scikit-learn)", lambda d, o: generated.digits(), num_classes=10,
+                 augmentations=generated.DIGITS_AUGMENTATIONS),
+    DatasetEntry("textures", "generated textures whose class is carried by per-channel style statistics "
+                 "(each channel's mean and std) under random content", "nothing (generated, seeded)",
                  lambda d, o: generated.textures(**o), num_classes=8,
-                 options=_gen_options(generated.textures)),
+                 options=_gen_options(generated.textures), augmentations=generated.TEXTURES_AUGMENTATIONS),
     DatasetEntry("stylized_shapes", "generated shapes filled with random textures as a style nuisance",
                  "nothing (generated, seeded)", lambda d, o: generated.stylized_shapes(**o), num_classes=4,
-                 options=_gen_options(generated.stylized_shapes)),
+                 options=_gen_options(generated.stylized_shapes),
+                 augmentations=generated.STYLIZED_SHAPES_AUGMENTATIONS),
     DatasetEntry("cifar10", "CIFAR-10, official 50k train / 10k test split",
                  "cifar-10-batches-py/ (the python batches)", lambda d, o: disk.cifar(d, 10),
                  folder=lambda d: d / "cifar-10-batches-py", num_classes=10, official_split=True),
@@ -110,9 +113,17 @@ def parse_name(name: str) -> tuple[DatasetEntry, dict]:
             options[key] = int(value)
         except ValueError:
             raise DatasetError(f"dataset {base!r}: option {key} must be an integer, got {value!r}") from None
-        if options[key] < (0 if key == "seed" else 1):
-            raise DatasetError(f"dataset {base!r}: option {key} must be positive, got {options[key]}")
+        if options[key] < (0 if key in ("seed", "difficulty") else 1):
+            raise DatasetError(f"dataset {base!r}: option {key} must be "
+                               f"{'>= 0' if key in ('seed', 'difficulty') else 'positive'}, got {options[key]}")
     return entry, options
+
+
+def augmentations_of(name: str) -> frozenset[str]:
+    """The training augmentations that keep the labels of dataset ``name`` (all, for image folders)."""
+    if isinstance(name, str) and name.startswith(IMAGEFOLDER):
+        return AUGMENTATIONS
+    return parse_name(name)[0].augmentations
 
 
 def index_dataset(name: str, data_dir=None) -> tuple[DatasetIndex, np.ndarray | None]:
@@ -165,10 +176,11 @@ def load_dataset(name: str, data_dir=None, *, size: int, in_memory: str = "auto"
         if images.shape[-1] != size or images.shape[-2] != size:
             images = F.interpolate(images.float(), size=(size, size), mode="bilinear",
                                    antialias=True, align_corners=False).round().clamp(0, 255).byte()
-        return LoadedDataset(index=index, fingerprint=fingerprint, images=images)
+        return LoadedDataset(index=index, fingerprint=fingerprint, images=images,
+                             augmentations=augmentations_of(name))
     fits = len(index.labels) * 3 * size * size <= IN_MEMORY_LIMIT_BYTES
     if in_memory == "always" or (in_memory == "auto" and fits and index.name not in
                                  ("imagenet", "stylized_imagenet")):
-        return LoadedDataset(index=index, fingerprint=fingerprint,
+        return LoadedDataset(index=index, fingerprint=fingerprint, augmentations=augmentations_of(name),
                              images=decode_all(index.files, size, num_workers))
-    return LoadedDataset(index=index, fingerprint=fingerprint)
+    return LoadedDataset(index=index, fingerprint=fingerprint, augmentations=augmentations_of(name))
