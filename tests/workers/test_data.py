@@ -9,7 +9,8 @@ import torch
 
 from tests.workers import layouts
 from workers.data import DatasetError, describe_dataset, list_datasets, load_dataset
-from workers.data.generated import stylized_shapes, textures
+from workers.data import generated
+from workers.data.generated import stylized_shapes, textures, textures_class_of
 
 
 def test_list_datasets_reports_what_is_on_disk(data_dir):
@@ -94,7 +95,7 @@ def test_unknown_names_and_missing_data_say_what_is_valid(data_dir):
         describe_dataset("cifar11", data_dir)
     with pytest.raises(DatasetError, match="cifar-10-batches-py"):
         describe_dataset("cifar10", data_dir)
-    with pytest.raises(DatasetError, match="valid: n_per_class, image_size, num_classes, seed"):
+    with pytest.raises(DatasetError, match="valid: n_per_class, image_size, num_classes, difficulty, seed"):
         describe_dataset("textures[size=3]", data_dir)
     with pytest.raises(DatasetError, match="must be an integer"):
         describe_dataset("textures[n_per_class=many]", data_dir)
@@ -111,16 +112,33 @@ def test_generated_sets_are_seeded_and_sized_by_arguments():
     assert pixels.shape == (18, 3, 24, 24) and index.class_names[0] == "circle"
 
 
-def test_textures_classes_differ_in_style_statistics():
-    """The class must be readable from per-channel mean and contrast, what SRM pools."""
-    index, pixels = textures(n_per_class=20, image_size=32, num_classes=16)
-    pixels = pixels.astype(float)
-    contrast = pixels.std(axis=(2, 3)).mean(axis=1)
-    high_contrast = (index.labels >> 2) & 1 == 1
-    assert contrast[high_contrast].mean() > 1.5 * contrast[~high_contrast].mean()
-    red_minus_blue = pixels[:, 0].mean(axis=(1, 2)) - pixels[:, 2].mean(axis=(1, 2))
-    warm = (index.labels >> 3) & 1 == 1
-    assert red_minus_blue[warm].min() > red_minus_blue[~warm].max()
+def test_textures_classes_differ_only_in_per_channel_style_statistics():
+    """At difficulty 0 each class has its own per-channel means and stds, what SRM pools."""
+    index, pixels = textures(n_per_class=20, image_size=32, num_classes=16, difficulty=0)
+    pixels = pixels.astype(float) / 255
+    means, stds = pixels.mean(axis=(2, 3)), pixels.std(axis=(2, 3))
+    bit = lambda b: (index.labels >> b) & 1 == 1  # noqa: E731
+    red_minus_blue = means[:, 0] - means[:, 2]
+    assert red_minus_blue[bit(0)].min() > red_minus_blue[~bit(0)].max()          # tint
+    assert means.mean(axis=1)[bit(1)].min() > means.mean(axis=1)[~bit(1)].max()  # brightness
+    assert stds.mean(axis=1)[bit(2)].min() > stds.mean(axis=1)[~bit(2)].max()    # contrast
+    red_over_blue = stds[:, 0] / stds[:, 2]
+    assert red_over_blue[bit(3)].min() > red_over_blue[~bit(3)].max()            # contrast in red
+
+
+def test_difficulty_blurs_the_classes_and_changes_the_fingerprint(data_dir, monkeypatch):
+    accuracy = []
+    for difficulty in (0, 50, 100):
+        index, pixels = textures(n_per_class=40, image_size=16, difficulty=difficulty)
+        accuracy.append((textures_class_of(pixels) == index.labels).mean())
+    assert accuracy[0] == 1.0 and accuracy[0] >= accuracy[1] > accuracy[2] and accuracy[2] < 0.9
+    names = ["textures", "textures[difficulty=1]", "stylized_shapes", "stylized_shapes[difficulty=1]"]
+    fingerprints = {describe_dataset(name, data_dir).fingerprint for name in names}
+    monkeypatch.setattr(generated, "GENERATOR_VERSION", 1)
+    fingerprints |= {describe_dataset(name, data_dir).fingerprint for name in names}
+    assert len(fingerprints) == 2 * len(names)
+    with pytest.raises(DatasetError, match="difficulty must be between 0 and 100"):
+        describe_dataset("stylized_shapes[difficulty=101]", data_dir)
 
 
 def test_digits_is_built_in(tmp_path):

@@ -85,3 +85,16 @@ def test_digits_are_never_mirrored_and_disk_sets_keep_every_augmentation():
         assert not label_safe(protocol.augment, protocol.flip, augmentations_of("digits"))[1]
     assert augmentations_of("cifar10") == augmentations_of("imagefolder:mine") == {
         "crop", "random_resized_crop", "flip"}
+
+
+def test_a_trial_applies_only_the_augmentations_its_dataset_keeps(data_dir):
+    from workers.data import load_dataset
+    from workers.protocols import get_protocol
+    from workers.trial import _batches_for
+
+    quick = get_protocol("quick")
+    expected = {"textures[n_per_class=2,image_size=16]": ("none", True),
+                "stylized_shapes[n_per_class=2,image_size=16]": ("crop", True), "digits": ("crop", False)}
+    for name, (mode, flip) in expected.items():
+        batches = _batches_for(load_dataset(name, data_dir, size=16), quick, torch.device("cpu"))
+        assert (batches.augment.mode, batches.augment.flip) == (mode, flip), name

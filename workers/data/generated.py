@@ -196,9 +196,10 @@ def stylized_shapes_with_masks(n_per_class: int, image_size: int, num_classes: i
                                seed: int) -> tuple[DatasetIndex, np.ndarray, np.ndarray]:
     """Shapes whose fill and background are independent random textures.
 
-    Fill and background differ in brightness by ``1 - difficulty/100`` of 0.3 on average;
-    their textures (random tint, contrast and gratings) are the nuisance. The masks come
-    back too, for checks of the class definition.
+    The fill is brighter than the background, by 0.3 on average;
+    ``difficulty`` scales their textures (random tint, contrast and gratings), the nuisance,
+    from flat colours at 0 to full strength at 100. The masks come back too, for checks of
+    the class definition.
     """
     _check_options("stylized_shapes", num_classes, len(SHAPES), difficulty)
     rng = np.random.default_rng(seed)
@@ -206,13 +207,15 @@ def stylized_shapes_with_masks(n_per_class: int, image_size: int, num_classes: i
     n = len(labels)
     masks = shape_masks(labels, image_size, rng)
 
+    strength = difficulty / 100
+
     def texture(brightness: np.ndarray) -> np.ndarray:
-        tint = brightness[:, None] + rng.uniform(-0.12, 0.12, (n, 3))
-        contrast = rng.uniform(0.04, 0.16, (n, 1, 1, 1))
+        tint = brightness[:, None] + strength * rng.uniform(-0.12, 0.12, (n, 3))
+        contrast = strength * rng.uniform(0.04, 0.16, (n, 1, 1, 1))
         pattern = _gratings(rng, n, image_size, frequency=(1.5, 5.0), waves=2)[..., None]
         return tint[:, None, None, :] + contrast * pattern
 
-    gap = 0.3 * (1 - difficulty / 100) * rng.choice([-1.0, 1.0], n) * rng.uniform(0.6, 1.4, n)
+    gap = 0.3 * rng.uniform(0.6, 1.4, n)
     middle = rng.uniform(0.35, 0.65, n)
     images = np.where(masks[..., None], texture(middle + gap / 2), texture(middle - gap / 2))
     index = DatasetIndex(name="stylized_shapes", class_names=list(SHAPES[:num_classes]),
