@@ -30,7 +30,7 @@ def augment_geometry(images: np.ndarray, protocol, mode: str, flip: bool, seed: 
 
 def textures_kept(protocol, mode: str, flip: bool, seed: int) -> np.ndarray:
     """Per image: is its class, from the augmented pixels, still its label?"""
-    index, pixels = generated.textures(n_per_class=6, image_size=protocol.stored_size(), difficulty=0, seed=seed)
+    index, pixels = generated.textures(n_per_class=4, image_size=protocol.stored_size(), difficulty=0, seed=seed)
     assert np.array_equal(generated.textures_class_of(pixels), index.labels)  # exact before augmenting
     augmented = augment_geometry(pixels, protocol, mode, flip, seed)
     return generated.textures_class_of(augmented) == index.labels
@@ -39,7 +39,7 @@ def textures_kept(protocol, mode: str, flip: bool, seed: int) -> np.ndarray:
 def shapes_kept(protocol, mode: str, flip: bool, seed: int) -> np.ndarray:
     """Per image whose mask the definition classifies right: is its augmented mask still that shape?"""
     index, pixels, masks = generated.stylized_shapes_with_masks(
-        n_per_class=6, image_size=protocol.stored_size(), num_classes=len(generated.SHAPES), difficulty=0,
+        n_per_class=5, image_size=protocol.stored_size(), num_classes=len(generated.SHAPES), difficulty=0,
         seed=seed)
     as_channel = (masks[:, None] * 255).astype(np.uint8)
     augmented = augment_geometry(np.concatenate([pixels, as_channel], axis=1), protocol, mode, flip, seed)
@@ -56,9 +56,8 @@ KEPT = {"textures": textures_kept, "stylized_shapes": shapes_kept}
 def test_every_protocol_keeps_every_generated_class(dataset, protocol_name):
     protocol = PROTOCOLS[protocol_name]
     mode, flip = label_safe(protocol.augment, protocol.flip, augmentations_of(dataset))
-    for seed in (0, 1):
-        kept = KEPT[dataset](protocol, mode, flip, seed)
-        assert len(kept) >= 30 and kept.all(), f"{dataset} under {protocol_name}: {int((~kept).sum())} changed class"
+    kept = np.concatenate([KEPT[dataset](protocol, mode, flip, seed) for seed in (0, 1)])
+    assert len(kept) >= 50 and kept.all(), f"{dataset} under {protocol_name}: {int((~kept).sum())} changed class"
 
 
 @pytest.mark.parametrize("dataset, protocol_name", [("textures", "quick"), ("textures", "imagenet"),

@@ -186,7 +186,7 @@ def shapes_class_of(masks: np.ndarray, num_classes: int = 4) -> np.ndarray:
     return scores.argmax(axis=1)
 
 
-def stylized_shapes(n_per_class: int = 128, image_size: int = 32, num_classes: int = 4, difficulty: int = 50,
+def stylized_shapes(n_per_class: int = 512, image_size: int = 32, num_classes: int = 4, difficulty: int = 30,
                     seed: int = 0) -> tuple[DatasetIndex, np.ndarray]:
     """Shapes whose fill and background are independent random textures (see ``stylized_shapes_with_masks``)."""
     return stylized_shapes_with_masks(n_per_class, image_size, num_classes, difficulty, seed)[:2]
@@ -196,7 +196,7 @@ def stylized_shapes_with_masks(n_per_class: int, image_size: int, num_classes: i
                                seed: int) -> tuple[DatasetIndex, np.ndarray, np.ndarray]:
     """Shapes whose fill and background are independent random textures.
 
-    The fill is brighter than the background, by 0.05 to 0.5;
+    The fill is brighter than the background, by 0.18 to 0.42;
     ``difficulty`` scales their textures (random tint, contrast and gratings), the nuisance,
     from flat colours at 0 to full strength at 100. The masks come back too, for checks of
     the class definition.
@@ -215,7 +215,7 @@ def stylized_shapes_with_masks(n_per_class: int, image_size: int, num_classes: i
         pattern = _gratings(rng, n, image_size, frequency=(1.5, 5.0), waves=2)[..., None]
         return tint[:, None, None, :] + contrast * pattern
 
-    gap = rng.uniform(0.05, 0.5, n)  # some shapes stand out, some hide in the nuisance
+    gap = 0.3 * rng.uniform(0.6, 1.4, n)
     middle = rng.uniform(0.35, 0.65, n)
     images = np.where(masks[..., None], texture(middle + gap / 2), texture(middle - gap / 2))
     index = DatasetIndex(name="stylized_shapes", class_names=list(SHAPES[:num_classes]),
