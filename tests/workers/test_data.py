@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from tests.workers import layouts
-from workers.data import DatasetError, describe_dataset, list_datasets, load_dataset
-from workers.data import generated
+from workers.data import DatasetError, describe_dataset, generated, list_datasets, load_dataset
 from workers.data.generated import stylized_shapes, textures, textures_class_of
 
 
@@ -117,7 +116,10 @@ def test_textures_classes_differ_only_in_per_channel_style_statistics():
     index, pixels = textures(n_per_class=20, image_size=32, num_classes=16, difficulty=0)
     pixels = pixels.astype(float) / 255
     means, stds = pixels.mean(axis=(2, 3)), pixels.std(axis=(2, 3))
-    bit = lambda b: (index.labels >> b) & 1 == 1  # noqa: E731
+
+    def bit(b: int) -> np.ndarray:
+        return (index.labels >> b) & 1 == 1
+
     red_minus_blue = means[:, 0] - means[:, 2]
     assert red_minus_blue[bit(0)].min() > red_minus_blue[~bit(0)].max()          # tint
     assert means.mean(axis=1)[bit(1)].min() > means.mean(axis=1)[~bit(1)].max()  # brightness

@@ -71,7 +71,10 @@ def texture_styles(num_classes: int) -> np.ndarray:
     """(num_classes, 6) per-channel (mean R, G, B, std R, G, B) of each class; one bit each:
     bit 0 warm/cool tint, bit 1 bright/dark, bit 2 high/low contrast, bit 3 contrast in red/blue."""
     classes = np.arange(num_classes)
-    sign = lambda b: np.where((classes >> b) & 1, 1.0, -1.0)  # noqa: E731 - one bit of the class id
+
+    def sign(b: int) -> np.ndarray:  # +1 where bit b of the class id is set, else -1
+        return np.where((classes >> b) & 1, 1.0, -1.0)
+
     mean_step, std_step = TEXTURE_STEP
     means = TEXTURE_MEAN + mean_step * (sign(0)[:, None] * [1, 0, -1] + sign(1)[:, None])
     stds = TEXTURE_STD + std_step * (sign(2)[:, None] + sign(3)[:, None] * [1, 0, -1])
@@ -98,7 +101,8 @@ def textures(n_per_class: int = 64, image_size: int = 32, num_classes: int = 8, 
     """Random smooth content (a nuisance), rescaled per channel to its class's mean and std.
 
     Every image's six statistics are jittered by ``difficulty`` percent of half the gap
-    between classes (normal noise), so at 100 about one bit in six is crossed.
+    between classes (the noise's standard deviation): the nearest class style is the true
+    one for every image at 0, for about 87 % at the default 90 and 83 % at 100.
     """
     _check_options("textures", num_classes, 16, difficulty)
     rng = np.random.default_rng(seed)
@@ -153,7 +157,7 @@ def shape_masks(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.n
     return masks
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_shape_moments(num_classes: int, grid: int = 801) -> list[tuple[float, float, float]]:
     """(area, centroid dx, centroid dy) of each unit shape, in radii."""
     coords = np.linspace(-1.2, 1.2, grid)
@@ -196,8 +200,7 @@ def stylized_shapes_with_masks(n_per_class: int, image_size: int, num_classes: i
                                seed: int) -> tuple[DatasetIndex, np.ndarray, np.ndarray]:
     """Shapes whose fill and background are independent random textures.
 
-    The fill is brighter than the background, by 0.18 to 0.42;
-    ``difficulty`` scales their textures (random tint, contrast and gratings), the nuisance,
+    The fill is brighter than the background, by 0.18 to 0.42; ``difficulty`` scales their textures (random tint, contrast and gratings), the nuisance,
     from flat colours at 0 to full strength at 100. The masks come back too, for checks of
     the class definition.
     """
