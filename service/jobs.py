@@ -26,8 +26,9 @@ def create_job(session: Session, planned: PlannedJob, idempotency_key: str | Non
               protocol_hash=planned.protocol_hash, dataset_fingerprint=planned.dataset_fingerprint,
               n_trials=len(planned.trials), idempotency_key=idempotency_key, cancel_requested=False,
               created_at=utcnow())
-    job.trials = [Trial(variant=t.variant, fold=t.fold, seed=t.seed, spec=t.spec | {"job_id": job.id},
-                        content_hash=t.content_hash, status="queued", attempts=0, reused=False)
+    job.trials = [Trial(variant=t.variant, repeat=t.repeat, fold=t.fold, seed=t.seed,
+                        spec=t.spec | {"job_id": job.id}, content_hash=t.content_hash, status="queued",
+                        attempts=0, reused=False)
                   for t in planned.trials]
     session.add(job)
     try:

@@ -8,6 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 VariantKind = Literal["baseline", "se", "ge", "srm", "cbam"]
 DEFAULT_VARIANTS = ("baseline", "se", "ge", "srm")
+MAX_REPEATS = 20
+DEFAULT_ROPE = 0.5
+REPEATS_HELP = (f"repetitions of k-fold cross-validation (1-{MAX_REPEATS}); each reshuffles the stratified "
+                "split with its own seed, so the tests get folds x repeats x seeds pairs")
+ROPE_HELP = ("region of practical equivalence in top-1 points: gains within +-rope count as no difference "
+             "in the Bayesian test (default 0.5)")
 
 
 class Variant(BaseModel):
@@ -44,11 +50,13 @@ class JobSpec(BaseModel):
     variants: list[Variant] = Field(default_factory=lambda: [Variant(kind=k) for k in DEFAULT_VARIANTS],
                                     min_length=1)
     folds: int | None = Field(5, ge=2, description="k for k-fold cross-validation; null for the official split")
+    repeats: int = Field(1, ge=1, le=MAX_REPEATS, description=REPEATS_HELP)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     protocol: str = Field("quick", description="a training protocol name from the workers package")
     overrides: dict[str, Any] = Field(default_factory=dict,
                                       description="protocol fields to change: epochs, batch_size, lr, image_size ...")
     resources: Resources = Field(default_factory=Resources)
+    rope: float = Field(DEFAULT_ROPE, ge=0, description=ROPE_HELP)
     name: str | None = Field(None, max_length=200)
 
     _names = field_validator("variants", mode="before")(_variants_from_names)
@@ -70,10 +78,12 @@ class JobRequest(BaseModel):
     backbone: str | None = None
     variants: list[Variant] | None = None
     folds: int | None = Field(None, ge=2)
+    repeats: int | None = Field(None, ge=1, le=MAX_REPEATS, description=REPEATS_HELP)
     seeds: list[int] | None = Field(None, min_length=1)
     protocol: str | None = None
     overrides: dict[str, Any] | None = None
     resources: Resources | None = None
+    rope: float | None = Field(None, ge=0, description=ROPE_HELP)
     name: str | None = Field(None, max_length=200)
 
     _names = field_validator("variants", mode="before")(_variants_from_names)
@@ -86,6 +96,7 @@ class JobRequest(BaseModel):
 class TrialOut(BaseModel):
     id: int
     variant: str
+    repeat: int
     fold: int | None
     seed: int
     status: str
