@@ -14,14 +14,10 @@ from service.models import FINISHED, Job, Trial, utcnow
 from service.planning import PlannedJob
 
 
-def create_job(session: Session, planned: PlannedJob, idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """Insert a queued job and its trials; returns (job, created). A known key returns the first job."""
+def new_job(planned: PlannedJob, idempotency_key: str | None = None, study_id: str | None = None) -> Job:
+    """A queued job and its trials, not yet added to a session."""
     spec = planned.spec.model_dump(mode="json")
-    if idempotency_key:
-        existing = _job_by_key(session, idempotency_key)
-        if existing is not None:
-            return _replay(existing, spec), False
-    job = Job(id=uuid.uuid4().hex, name=planned.spec.name, spec=spec, status="queued",
+    job = Job(id=uuid.uuid4().hex, name=planned.spec.name, spec=spec, status="queued", study_id=study_id,
               dataset=planned.spec.dataset, backbone=planned.spec.backbone, protocol=planned.spec.protocol,
               protocol_hash=planned.protocol_hash, dataset_fingerprint=planned.dataset_fingerprint,
               n_trials=len(planned.trials), idempotency_key=idempotency_key, cancel_requested=False,
@@ -30,6 +26,17 @@ def create_job(session: Session, planned: PlannedJob, idempotency_key: str | Non
                         spec=t.spec | {"job_id": job.id}, content_hash=t.content_hash, status="queued",
                         attempts=0, reused=False)
                   for t in planned.trials]
+    return job
+
+
+def create_job(session: Session, planned: PlannedJob, idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Insert a queued job and its trials; returns (job, created). A known key returns the first job."""
+    spec = planned.spec.model_dump(mode="json")
+    if idempotency_key:
+        existing = _job_by_key(session, idempotency_key)
+        if existing is not None:
+            return _replay(existing, spec), False
+    job = new_job(planned, idempotency_key)
     session.add(job)
     try:
         session.commit()

@@ -158,3 +158,52 @@ class JobPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class StudyRequest(BaseModel):
+    """POST /v1/studies body: one comparison over several datasets (a job per dataset), or a study preset
+    plus any fields that change it."""
+
+    model_config = ConfigDict(extra="forbid")
+    preset: str | None = Field(None, description="a study preset from GET /v1/presets (kind: study)")
+    datasets: list[str] | None = Field(None, description="2 or more distinct dataset names (3 or more for a "
+                                                         "post-hoc conclusion)")
+    backbone: str | None = None
+    variants: list[Variant] | None = None
+    folds: int | None = Field(None, ge=2)
+    repeats: int | None = Field(None, ge=1, le=MAX_REPEATS, description=REPEATS_HELP)
+    seeds: list[int] | None = Field(None, min_length=1)
+    protocol: str | None = None
+    overrides: dict[str, Any] | None = None
+    resources: Resources | None = None
+    rope: float | None = Field(None, ge=0, description=ROPE_HELP)
+    name: str | None = Field(None, max_length=200)
+
+    _names = field_validator("variants", mode="before")(_variants_from_names)
+
+
+class StudyJob(BaseModel):
+    id: str
+    dataset: str
+    status: str
+    n_trials: int
+
+
+class StudyOut(BaseModel):
+    id: str
+    name: str | None
+    status: str = Field(description="queued or running while any job is; else failed, cancelled or succeeded")
+    datasets: list[str]
+    created_at: datetime
+
+
+class StudyDetail(StudyOut):
+    spec: dict[str, Any]
+    jobs: list[StudyJob]
+
+
+class StudyPage(BaseModel):
+    items: list[StudyOut]
+    total: int
+    limit: int
+    offset: int

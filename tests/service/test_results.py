@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from service.results import job_results, leaderboard, write_summaries
 from tests.service.factories import finished_job
@@ -236,3 +237,20 @@ def test_serve_with_two_workers_answers_results_and_leaderboard(tmp_path):
     finally:
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=30) == 0
+
+
+def test_leaderboard_ranks_and_tie_groups_from_summary_pairs(client, sessions):
+    with sessions() as session:
+        job = finished_job(session, {"baseline": BASELINE, "se": SE, "srm": SRM})
+        write_summaries(session, job)
+        session.commit()
+    board = client.get("/v1/leaderboard", params={"dataset": "textures"}).json()[0]
+    rows = {r["variant"]: r for r in board["rows"]}
+    assert [r["variant"] for r in board["rows"]] == ["srm", "se", "baseline"]
+    assert [rows[v]["rank"] for v in ("srm", "se", "baseline")] == [1, 2, 3]
+    # SE - SRM and baseline - SRM on the 5 shared folds, corrected test by hand (n_test/n_train = 1/4)
+    for name, values in (("se", SE), ("baseline", BASELINE)):
+        diff = np.subtract(values, SRM)
+        t = diff.mean() / (diff.std(ddof=1) * np.sqrt(1 / 5 + 1 / 4))
+        assert rows[name]["vs_best"]["corrected_t_pvalue"] == pytest.approx(2 * stats.t.sf(abs(t), 4))
+    assert rows["srm"]["tie_group"] == 1 and rows["baseline"]["tie_group"] > 1
