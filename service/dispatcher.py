@@ -52,7 +52,7 @@ def _trial_key(variant: str, repeat: int, fold: int | None, seed: int) -> tuple[
 
 def _spec_key(spec: Any) -> tuple[str, int, int | None, int]:
     """A trial spec's key: trials of a job are told apart by (variant, repeat, fold, seed)."""
-    return _spec_key(spec)
+    return _trial_key(spec.variant_label(), spec.repeat, spec.fold, spec.seed)
 
 
 class Dispatcher:

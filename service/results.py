@@ -215,9 +215,9 @@ def verdict_sentences(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _footer(results: dict[str, Any]) -> list[str]:
-    return [f"Mean ± std over folds, in percent; gains in points, tests paired on (repeat, fold, seed); "
-            f"ROPE ±{results['rope']:g} points. {results['test_note']}.", "", *verdict_sentences(results)]
+def table_note(results: dict[str, Any]) -> str:
+    return (f"Mean ± std over folds, in percent; gains in points, tests paired on (repeat, fold, seed); "
+            f"ROPE ±{results['rope']:g} points. {results['test_note']}.")
 
 
 def to_markdown(results: dict[str, Any]) -> str:
@@ -226,7 +226,7 @@ def to_markdown(results: dict[str, Any]) -> str:
              f"(job {results['job_id']}, {results['status']})", "",
              "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
-    lines += ["", *_footer(results)]
+    lines += ["", table_note(results), "", *verdict_sentences(results)]
     return "\n".join(lines) + "\n"
 
 
@@ -287,8 +287,9 @@ def write_summaries(session: Session, job: Job, mlflow_runs: dict[str, str] | No
 
 def summary_key(trial: Trial) -> str:
     """'k5/r0/f1/s0': a trial's split and seed, comparable across jobs of one leaderboard group."""
-    n_folds = (trial.spec or {}).get("n_folds")
-    return f"k{n_folds or 'official'}/r{trial.repeat or 0}/f{trial.fold if trial.fold is not None else '-'}/s{trial.seed}"
+    n_folds = (trial.spec or {}).get("n_folds") or "official"
+    fold = "-" if trial.fold is None else trial.fold
+    return f"k{n_folds}/r{trial.repeat or 0}/f{fold}/s{trial.seed}"
 
 
 def _pooled(n: float, total: float, total_sq: float) -> tuple[float | None, float | None]:
