@@ -54,10 +54,15 @@ def _job_by_key(session: Session, key: str) -> Job | None:
 
 
 def _replay(job: Job, spec: dict[str, Any]) -> Job:
-    if job.spec != spec:
-        raise IdempotencyConflict(f"Idempotency-Key was already used for job {job.id} with a different spec; "
-                                  "use a new key for a new job")
-    return job
+    return replay(job, spec, "job")
+
+
+def replay(row: Any, spec: dict[str, Any], kind: str) -> Any:
+    """The row an Idempotency-Key created, if this request repeats it; a different body is a conflict."""
+    if row.spec != spec:
+        raise IdempotencyConflict(f"Idempotency-Key was already used for {kind} {row.id} with a different spec; "
+                                  f"use a new key for a new {kind}")
+    return row
 
 
 def get_job(session: Session, job_id: str, with_trials: bool = False) -> Job:

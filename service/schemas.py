@@ -69,12 +69,11 @@ class JobSpec(BaseModel):
         return seeds
 
 
-class JobRequest(BaseModel):
-    """POST /v1/jobs body: a full spec, or a preset plus any fields that change it."""
+class ComparisonFields(BaseModel):
+    """What a job and a study share: the comparison, without its dataset(s). Every field optional:
+    a preset fills the rest."""
 
     model_config = ConfigDict(extra="forbid")
-    preset: str | None = Field(None, description="a paper experiment from GET /v1/presets")
-    dataset: str | None = None
     backbone: str | None = None
     variants: list[Variant] | None = None
     folds: int | None = Field(None, ge=2)
@@ -87,6 +86,13 @@ class JobRequest(BaseModel):
     name: str | None = Field(None, max_length=200)
 
     _names = field_validator("variants", mode="before")(_variants_from_names)
+
+
+class JobRequest(ComparisonFields):
+    """POST /v1/jobs body: a full spec, or a preset plus any fields that change it."""
+
+    preset: str | None = Field(None, description="a paper experiment from GET /v1/presets")
+    dataset: str | None = None
 
     def explicit_fields(self) -> dict[str, Any]:
         """The fields the client set (folds=null counts: it asks for the official split)."""
@@ -160,26 +166,13 @@ class JobPage(BaseModel):
     offset: int
 
 
-class StudyRequest(BaseModel):
+class StudyRequest(ComparisonFields):
     """POST /v1/studies body: one comparison over several datasets (a job per dataset), or a study preset
     plus any fields that change it."""
 
-    model_config = ConfigDict(extra="forbid")
     preset: str | None = Field(None, description="a study preset from GET /v1/presets (kind: study)")
     datasets: list[str] | None = Field(None, description="2 or more distinct dataset names (3 or more for a "
                                                          "post-hoc conclusion)")
-    backbone: str | None = None
-    variants: list[Variant] | None = None
-    folds: int | None = Field(None, ge=2)
-    repeats: int | None = Field(None, ge=1, le=MAX_REPEATS, description=REPEATS_HELP)
-    seeds: list[int] | None = Field(None, min_length=1)
-    protocol: str | None = None
-    overrides: dict[str, Any] | None = None
-    resources: Resources | None = None
-    rope: float | None = Field(None, ge=0, description=ROPE_HELP)
-    name: str | None = Field(None, max_length=200)
-
-    _names = field_validator("variants", mode="before")(_variants_from_names)
 
 
 class StudyJob(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from service import jobs, planning, power, presets
-from service.errors import IdempotencyConflict, NotReady, SpecError, StudyNotFound
+from service.errors import NotReady, SpecError, StudyNotFound
 from service.models import FINISHED, Study, utcnow
 from service.results import job_results
 from service.schemas import JobRequest, StudyRequest
@@ -79,10 +79,7 @@ def _by_key(session: Session, key: str) -> Study | None:
 
 
 def _replay(study: Study, spec: dict[str, Any]) -> Study:
-    if study.spec != spec:
-        raise IdempotencyConflict(f"Idempotency-Key was already used for study {study.id} with a different body; "
-                                  "use a new key for a new study")
-    return study
+    return jobs.replay(study, spec, "study")
 
 
 def get_study(session: Session, study_id: str) -> Study:
