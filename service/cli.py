@@ -217,10 +217,10 @@ def _print_trials(detail: dict[str, Any]) -> None:
                   f"trials finished ({', '.join(f'{k} {v}' for k, v in sorted(progress['counts'].items()))})")
     if detail.get("error"):
         console.print(f"[red]{detail['error']}[/red]")
-    table = Table("variant", "fold", "seed", "status", "attempts", "progress", "val top-1", "top-1", "device",
-                  "time (s)", "error")
+    table = Table("variant", "repeat", "fold", "seed", "status", "attempts", "progress", "val top-1", "top-1",
+                  "device", "time (s)", "error")
     for t in detail["trials"]:
-        table.add_row(t["variant"], "-" if t["fold"] is None else str(t["fold"]), str(t["seed"]),
+        table.add_row(t["variant"], str(t["repeat"]), "-" if t["fold"] is None else str(t["fold"]), str(t["seed"]),
                       t["status"] + (" (reused)" if t["reused"] else ""), str(t["attempts"]), _trial_progress(t),
                       "-" if t["val_top1"] is None else f"{t['val_top1']:.2f}",
                       "-" if t["top1"] is None else f"{t['top1']:.4f}", t["device"] or "",

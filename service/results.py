@@ -81,7 +81,7 @@ def variant_rows(trials: Sequence[Any], rope: float = DEFAULT_ROPE) -> list[dict
         top1, top5 = describe([t.top1 for t in done]), describe([t.top5 for t in done])
         compared = variant != BASELINE and BASELINE in by_variant
         paired = [k for k in keys if k in by_key and (k in baseline or not compared)]
-        missing = [k for k in keys if k not in paired] if compared or variant == BASELINE else []
+        missing = [k for k in keys if k not in paired]
         row: dict[str, Any] = {
             "variant": variant, "n_trials": len(group), "n_succeeded": len(done),
             "n_folds": len({(t.repeat or 0, t.fold) for t in done}),

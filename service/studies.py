@@ -128,17 +128,16 @@ def study_results(session: Session, study_id: str, rope: float | None = None) ->
     """Per-dataset results rows, and the variants compared over the datasets where every variant has a
     mean top-1 (the others are listed with the reason, never dropped silently)."""
     study = get_study(session, study_id)
-    per_dataset, matrix, excluded = [], [], []
-    variants: list[str] | None = None
-    for job in jobs_in_order(study):
-        result = job_results(session, job, rope)
-        per_dataset.append({"dataset": job.dataset, "job_id": job.id, "status": job.status, "rows": result["rows"]})
-        means = {row["variant"]: row["top1_mean"] for row in result["rows"]}
-        variants = variants or list(means)
-        if any(means.get(v) is None for v in variants):
-            missing = [v for v in variants if means.get(v) is None]
-            excluded.append({"dataset": job.dataset, "reason": f"no top-1 yet for {', '.join(missing)} "
-                                                                 f"(job {job.status})"})
+    per_dataset = [{"dataset": job.dataset, "job_id": job.id, "status": job.status,
+                    "rows": job_results(session, job, rope)["rows"]} for job in jobs_in_order(study)]
+    variants = list(dict.fromkeys(row["variant"] for item in per_dataset for row in item["rows"]))
+    matrix, excluded = [], []
+    for item in per_dataset:
+        means = {row["variant"]: row["top1_mean"] for row in item["rows"]}
+        missing = [v for v in variants if means.get(v) is None]
+        if missing or not variants:
+            which = ", ".join(missing) or "any variant"
+            excluded.append({"dataset": item["dataset"], "reason": f"no top-1 yet for {which} (job {item['status']})"})
             continue
         matrix.append([means[v] for v in variants])
     body: dict[str, Any] = {"study_id": study.id, "name": study.name, "status": status(study),

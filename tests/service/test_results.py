@@ -93,6 +93,9 @@ def test_pairs_never_cross_repeats_and_failed_trials_are_listed(sessions):
     assert results["rows"][0]["incomplete"] is False and results["n_folds"] == 6
     assert [(f["repeat"], f["fold"]) for f in results["folds"] if f["variant"] == "srm"] == [
         (0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    with sessions() as session:
+        alone = job_results(session, finished_job(session, {"srm": [60.0, None, 61.0]}))["rows"][0]
+    assert alone["incomplete"] and alone["missing"] == [{"repeat": 0, "fold": 1, "seed": 0}] and alone["gain"] is None
 
 
 def test_a_near_chance_run_in_percent_is_not_scaled(sessions):
