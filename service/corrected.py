@@ -109,4 +109,4 @@ def verdict_note(name: str, bayes: dict[str, float] | None, planned: dict[str, o
     """Why the verdict is what it is; for an undecided one, the design that would settle it."""
     if name == "undecided":
         return f"undecided: {planned['note']}"
-    return f"{name}: P({name}) = {bayes[f'p_{name}']:.3f} >= {DECISIVE} (ROPE +-{bayes['rope']:g} points)"
+    return f"{name}: P({name}) = {bayes[f'p_{name}']:.3f} ≥ {DECISIVE} (ROPE ±{bayes['rope']:g} points)"

@@ -86,12 +86,12 @@ def plan(sigma: float | None, test_train_ratio: float | None, folds: int, repeat
 
 def plan_note(folds: int, repeats: int, mde: float, floor: float, effect: float, needed: int | None) -> str:
     design = f"{folds} folds" + (f" x {repeats} repeats" if repeats > 1 else "")
-    said = f"{design} detect +-{mde:.1f} points"
+    said = f"{design} detect ±{mde:.1f} points"
     if needed is not None:
         return f"{said}; {needed} repeats would detect {effect:.1f}"
     if effect <= floor:
         return (f"{said}; no number of repeats detects {effect:.1f}: the folds' shared training data sets a floor "
-                f"of +-{floor:.1f} points; more data per fold (a lower spread) would lower it")
+                f"of ±{floor:.1f} points; more data per fold (a lower spread) would lower it")
     return f"{said}; more than {MAX_REPEATS_SEARCHED} repeats would be needed to detect {effect:.1f}"
 
 

@@ -12,7 +12,7 @@ MAX_REPEATS = 20
 DEFAULT_ROPE = 0.5
 REPEATS_HELP = (f"repetitions of k-fold cross-validation (1-{MAX_REPEATS}); each reshuffles the stratified "
                 "split with its own seed, so the tests get folds x repeats x seeds pairs")
-ROPE_HELP = ("region of practical equivalence in top-1 points: gains within +-rope count as no difference "
+ROPE_HELP = ("region of practical equivalence in top-1 points: gains within ±rope count as no difference "
              "in the Bayesian test (default 0.5)")
 
 

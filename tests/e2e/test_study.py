@@ -21,6 +21,7 @@ def _wait_study(server, study_id: str) -> dict:
     return server.http.get(f"/v1/studies/{study_id}").json()
 
 
+@pytest.mark.timeout(1800)  # 14 short trials; a loaded 2-core machine needs the time
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_study_over_two_datasets_then_a_repeated_job_reuses_repeat_zero(server, tmp_path):
     created = server.http.post("/v1/studies", json={"datasets": DATASETS, "name": "e2e", **COMMON},

@@ -97,4 +97,4 @@ def test_repeats_needed_and_the_floor():
     assert _rejection_rate(2.5, sigma, 5 * needed, ratio, 40_000, seed=1) >= 0.79
     assert _rejection_rate(2.5, sigma, 5 * (needed - 1), ratio, 40_000, seed=2) < 0.80
     note = power.plan(sigma, ratio, 5, 1, 1, 0.5)["note"]
-    assert "no number of repeats detects 0.5" in note and f"+-{floor:.1f}" in note
+    assert "no number of repeats detects 0.5" in note and f"±{floor:.1f}" in note
