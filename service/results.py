@@ -209,7 +209,8 @@ def verdict_sentences(results: dict[str, Any]) -> list[str]:
         if gain["gain_mean"] is None:
             lines.append(f"{row['variant']}: no pairs with the baseline, so no verdict.")
             continue
-        missing = f" ({len(row['missing'])} pairs missing: failed trials)" if row["incomplete"] else ""
+        n_missing = len(row["missing"])
+        missing = f" ({n_missing} pair{'s' if n_missing > 1 else ''} missing: failed trials)" if n_missing else ""
         lines.append(f"{row['variant']} vs baseline, {gain['gain_mean']:+.2f} points over {gain['n_pairs']} pairs"
                      f"{missing}: {gain['verdict_note']}.")
     return lines
