@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from .errors import InvalidArgumentError
 from .layers.create import recalibration_builder
-from .layers.ge import as_pair
+from .shapes import as_pair
 from .resnet import BasicBlock, Bottleneck, conv3x3, init_weights, make_stage, projection
 
 CIFAR_BLOCKS = {"bottleneck": Bottleneck, "basic": BasicBlock}

@@ -14,7 +14,7 @@ from torch import nn
 
 from .layers.base import Recalibration
 from .layers.create import recalibration_builder
-from .layers.ge import as_pair
+from .shapes import as_pair
 
 RecalibrationBuilder = Callable[[int, tuple[int, int]], nn.Module]
 
@@ -145,7 +145,7 @@ class ResNet(nn.Module):
         block: :class:`BasicBlock` or :class:`Bottleneck`.
         layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for ResNet-50.
         num_classes: outputs of the classifier.
-        recalibration: ``none``, ``se``, ``ge``, ``srm`` or ``cbam``.
+        recalibration: a registered kind (``srm_models.recalibration_kinds()``), ``none`` for none.
         recalibration_kwargs: options of that module (``reduction``, ``pooling``, ...).
         input_size: height and width of the input images; GE-θ sizes its kernels from it.
         in_chans: channels of the input images.
