@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from PIL import Image
 from torch.utils.benchmark import Timer
 
-from srm_models import create_model
+from srm_models import create_model, model_name, variant_kinds
 from workers.batches import InMemoryBatches, StreamingBatches
 from workers.data import load_dataset
 from workers.data.augment import DeviceAugment
@@ -69,8 +69,8 @@ def build(args, scratch: Path):
         batches = InMemoryBatches(data, augment, device)
     stream = endless_batches(batches, len(data), args.batch_size)
 
-    name = args.model if args.variant == "baseline" else f"{args.variant}_{args.model}"
-    model = create_model(name, num_classes=data.num_classes, input_size=args.image_size).to(
+    model = create_model(model_name(args.variant, args.model), num_classes=data.num_classes,
+                         input_size=args.image_size).to(
         device, memory_format=torch.channels_last if on_cuda else torch.preserve_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda)  # noqa: E731
@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--model", default="cifar_resnet20")
-    parser.add_argument("--variant", default="srm", choices=["baseline", "se", "ge", "srm", "cbam"])
+    parser.add_argument("--variant", default="srm", choices=variant_kinds())
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--source", default="memory", choices=["memory", "files"],

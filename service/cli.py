@@ -50,6 +50,13 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
     if version:
         typer.echo(f"srm-bench {__version__}")
         raise typer.Exit()
+    from workers.plugins import PluginError, load_plugins
+
+    try:  # SRM_BENCH_PLUGINS and installed entry points: a broken one is named here, once
+        load_plugins()
+    except PluginError as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from None
 
 
 # --- server side ----------------------------------------------------------------------------
@@ -130,10 +137,9 @@ def migrate() -> None:
 # --- client side ----------------------------------------------------------------------------
 
 def _parse_override(item: str) -> tuple[str, Any]:
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--override {item!r} should look like key=value, e.g. epochs=2")
-    return key, yaml.safe_load(raw)
+    from workers.overrides import parse_override
+
+    return parse_override(item, "--override")
 
 
 def _parse_variant(item: str) -> dict[str, Any] | str:

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from service import settings
+
 
 def check_database(session: Session) -> dict[str, Any]:
     try:
@@ -29,7 +31,7 @@ def _tcp_reachable(host: str, port: int, timeout: float = 2.0) -> str | None:
 
 def check_ray() -> dict[str, Any]:
     """RAY_ADDRESS unset means a local Ray started on demand; otherwise its GCS port must answer."""
-    address = os.environ.get("RAY_ADDRESS")
+    address = settings.current().ray_address
     if not address or address == "auto" or address.startswith("local"):
         return {"ok": True, "address": address or None, "note": "a local Ray is started on demand"}
     hostport = address.removeprefix("ray://")

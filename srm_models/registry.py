@@ -16,7 +16,7 @@ from torch import nn
 from .cifar_resnet import CifarResNet
 from .errors import InvalidArgumentError, UnknownModelError
 from .layers.create import recalibration_arguments
-from .layers.kinds import NONE, recalibration_kinds
+from .layers.kinds import NONE, canonical_kind, recalibration_kinds
 from .resnet import RESNET_LAYOUTS, Bottleneck, resnet
 
 CIFAR_DEPTHS = (20, 32, 56, 110)
@@ -42,8 +42,9 @@ class ModelEntry:
 
 
 def model_name(kind: str, backbone: str) -> str:
-    """``srm`` + ``resnet50`` -> ``srm_resnet50``; the plain network keeps the backbone's name."""
-    return backbone if kind == NONE else f"{kind}_{backbone}"
+    """``srm`` + ``resnet50`` -> ``srm_resnet50``; the plain network (``none`` or ``baseline``) keeps
+    the backbone's name."""
+    return backbone if canonical_kind(kind) == NONE else f"{kind}_{backbone}"
 
 
 def backbones() -> list[str]:

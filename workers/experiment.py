@@ -22,7 +22,7 @@ from typing import Callable
 
 from ray import tune
 
-from . import paths, tracking
+from . import paths, settings, tracking
 from .protocols import get_protocol
 from .spec import TrialSpec
 
@@ -47,7 +47,7 @@ def connect_ray() -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False,
+        ray.init(address=settings.current().ray_address, log_to_driver=False,
                  include_dashboard=False, configure_logging=False)
 
 

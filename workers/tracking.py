@@ -19,7 +19,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from . import paths
+from . import paths, settings
 from .spec import TrialSpec
 from .version import code_version
 
@@ -32,7 +32,7 @@ MAX_PARAM_LENGTH = 6000
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, else SQLite at $SRM_BENCH_HOME/mlflow.db."""
-    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    configured = settings.current().mlflow_tracking_uri
     if configured:
         return configured
     paths.home().mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,7 @@ def experiment_id(mlflow: MlflowClient, name: str = EXPERIMENT_NAME) -> str:
     if found is not None:
         return found.experiment_id
     location = None
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
+    if not settings.current().mlflow_tracking_uri:
         location = (paths.home() / "mlartifacts").as_uri()
     try:
         return mlflow.create_experiment(name, artifact_location=location)
@@ -153,7 +153,8 @@ def finish_trial_run(run_id: str, spec: TrialSpec, result: dict | None, error: s
     _log_params(mlflow, run_id, {"dataset_fingerprint": result["dataset_fingerprint"],
                                  "split_hash": result["split_hash"], "split": result["split"],
                                  "protocol_hash": result["protocol_hash"],
-                                 "content_hash": result["content_hash"], "device": result["device"]})
+                                 "content_hash": result["content_hash"], "device": result["device"],
+                                 **({"param_groups": result["param_groups"]} if result.get("param_groups") else {})})
     final = {k: result[k] for k in SUMMARY_METRICS if result.get(k) is not None}
     final.update({f"group_top1.{g}": v for g, v in (result.get("group_top1") or {}).items()})
     for name, extra in (result.get("extra_evals") or {}).items():

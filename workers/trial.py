@@ -27,6 +27,7 @@ from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_chec
 from .data import DatasetError, LoadedDataset, load_dataset
 from .data.augment import DeviceAugment
 from .folds import Split, make_split
+from .optim import describe_groups, parameter_groups
 from .protocols import Protocol, get_protocol
 from .spec import TrialSpec
 from .version import code_version
@@ -50,7 +51,8 @@ def count_complexity(model: nn.Module, image_size: int) -> tuple[int, int]:
 
 
 def make_optimizer(model: nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+    groups = parameter_groups(model, protocol.weight_decay, protocol.no_weight_decay)
+    return torch.optim.SGD(groups, lr=protocol.lr, momentum=protocol.momentum,
                            weight_decay=protocol.weight_decay, nesterov=protocol.nesterov)
 
 
@@ -300,6 +302,7 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
         "top1": final["top1"], "top5": final["top5"], "loss": final["loss"],
         "group_top1": final.get("group_top1"),
         "params": params, "macs": macs, "train_time_s": train_time,
+        "param_groups": describe_groups(optimizer),
         "images_per_s": trained_images / train_time if train_time else 0.0,
         "peak_memory_mb": peak_memory_mb(device), "device": describe_device(device),
         "epochs": epochs, "iterations": total_steps, "batch_size": batch_size,

@@ -7,6 +7,7 @@ when it is imported (see docs/models.md, "Bring your own module").
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 import sys
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class RecalibrationKind:
     cls: type[Recalibration]
     needs_feature_size: bool
     description: str
+    registered_by: str  # the module whose import registers it: what a Ray worker imports to get it
 
     @property
     def builtin(self) -> bool:
@@ -56,7 +58,8 @@ def register_recalibration(name: str, cls: type[Recalibration], *, needs_feature
                                    "srm_models.Recalibration")
     if not isinstance(description, str) or not description.strip():
         raise InvalidArgumentError(f"recalibration kind {name!r}: give a one-line description")
-    kind = RecalibrationKind(name, cls, bool(needs_feature_size), description.strip())
+    caller = sys._getframe(1).f_globals.get("__name__", cls.__module__)
+    kind = RecalibrationKind(name, cls, bool(needs_feature_size), description.strip(), caller)
     known = _KINDS.get(name)
     if known is not None and _qualified(known.cls) != _qualified(cls):
         raise InvalidArgumentError(f"recalibration kind {name!r} is already registered by "
@@ -93,7 +96,8 @@ def variant_kinds() -> list[str]:
 
 
 def provenance(name: str) -> dict[str, str] | None:
-    """Where a plugin kind's code comes from: module, version (when known) and its source's SHA-256.
+    """Where a plugin kind comes from: the module that registers it, its version (when known) and
+    the SHA-256 of the source file that defines the class.
 
     None for the built-in kinds, whose code the package version already pins. A trial records
     this, so a changed plugin never counts as the same trial.
@@ -101,13 +105,11 @@ def provenance(name: str) -> dict[str, str] | None:
     kind = get_kind(name)
     if kind.builtin:
         return None
-    module_name = kind.cls.__module__
-    module = sys.modules.get(module_name)
-    found: dict[str, str] = {"module": module_name}
-    version = _version_of(module_name, module)
+    found: dict[str, str] = {"module": kind.registered_by}
+    version = _version_of(kind.registered_by, sys.modules.get(kind.registered_by))
     if version:
         found["version"] = version
-    source = getattr(module, "__file__", None)
+    source = inspect.getsourcefile(kind.cls)
     if source and Path(source).is_file():
         found["source_sha256"] = hashlib.sha256(Path(source).read_bytes()).hexdigest()
     return found

@@ -26,7 +26,7 @@ def test_content_hash_covers_what_determines_the_result():
 
 
 def test_bad_variant_and_unknown_fields():
-    with pytest.raises(ValueError, match="'kind' one of baseline, se, ge, srm, cbam"):
-        tiny_spec("eca")
+    with pytest.raises(ValueError, match="'kind' one of baseline, se, ge, srm, cbam, eca, gct, simam"):
+        tiny_spec("mystery")
     with pytest.raises(ValueError, match="unknown TrialSpec fields \\['colour'\\]"):
         TrialSpec.from_dict({**tiny_spec().to_dict(), "colour": 1})
