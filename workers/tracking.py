@@ -18,13 +18,14 @@ from typing import Iterable
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from . import paths, settings
 from .spec import TrialSpec
 from .version import code_version
 
 EXPERIMENT_NAME = "srm-bench"
-PARENT_TAG = "mlflow.parentRunId"
+PARENT_TAG = MLFLOW_PARENT_RUN_ID
 KIND_TAG = "srm_bench.kind"  # job | trial | variant_summary
 SUMMARY_METRICS = ("top1", "top5", "loss", "params", "macs", "train_time_s", "images_per_s", "peak_memory_mb")
 MAX_PARAM_LENGTH = 6000

@@ -33,6 +33,10 @@ def test_result_fields(tmp_path):
     assert [h["epoch"] for h in result["history"]] == [1, 2]
     assert {"train_loss", "train_acc", "val_top1", "val_top5", "lr", "images_per_s"} <= set(result["history"][0])
     assert result["content_hash"] == spec.content_hash(result["dataset_fingerprint"])
+    # quick protocol: no_weight_decay "none", one group with every tensor: stem conv+BN 3, 9 bottlenecks x
+    # (3 convs + 3 BNs) 81, 3 projections x 3 = 9, fc 2, and 9 SRMs x (CFC + BN weight and bias) 27
+    tensors = 3 + 9 * 9 + 3 * 3 + 2 + 9 * 3
+    assert result["param_groups"] == {"decay": {"weight_decay": 5e-4, "tensors": tensors, "params": result["params"]}}
 
 
 def test_an_iteration_budget_reports_its_epoch_count_with_every_epoch(tmp_path):
