@@ -24,6 +24,7 @@ import ray
 from ray import tune
 
 from . import paths, ray_cluster, tracking
+from .checkpoint import CHECKPOINT_FILE
 from .protocols import get_protocol
 from .spec import TrialSpec
 
@@ -193,7 +194,7 @@ class _DriverCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         index, last = self._index(trial), trial.last_result or {}
         if last.get("final"):
-            checkpoint = Path(trial.checkpoint.path) / "last.pt" if trial.checkpoint is not None else None
+            checkpoint = Path(trial.checkpoint.path) / CHECKPOINT_FILE if trial.checkpoint is not None else None
             self.record(index, "succeeded", json.loads(last["result_json"]), checkpoint_file=checkpoint)
         elif last.get("failed"):
             self.record(index, "failed", error=last.get("error"))

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from . import paths
 from .batches import InMemoryBatches, StreamingBatches
-from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from .checkpoint import CHECKPOINT_FILE, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .data import DatasetError, LoadedDataset, load_dataset
 from .data.augment import DeviceAugment
 from .folds import Split, make_split
@@ -258,7 +258,7 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
         restore_rng_state(state["rng"], device)
         history, train_time, start_epoch = state["history"], state["train_time_s"], state["epoch"]
     resumed_from = start_epoch
-    checkpoint_path = checkpoint_dir / "last.pt" if state is not None else None
+    checkpoint_path = checkpoint_dir / CHECKPOINT_FILE if state is not None else None
     if on_cuda:
         torch.cuda.reset_peak_memory_stats(device)
 
