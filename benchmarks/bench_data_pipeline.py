@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 from PIL import Image
+from torch.nn import functional as F
 from torch.utils.benchmark import Timer
 
 from srm_models import create_model, model_name, variant_kinds
@@ -36,7 +36,7 @@ from workers.protocols import get_protocol
 
 def write_image_folder(root: Path, images: torch.Tensor, labels) -> None:
     """The generated images as PNG files in an ImageFolder tree, for the streaming path."""
-    for i, (image, label) in enumerate(zip(images, labels)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = root / f"class{int(label)}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
@@ -134,8 +134,8 @@ def main() -> None:
     print(f"data pipeline    : {args.batch_size / pipeline:9.1f} images/s  ({pipeline * 1e3:.2f} ms/step)")
     print(f"batch making only: {batch * 1e3:.2f} ms/batch = {100 * batch / premade:.1f}% of a pre-made step")
     print(f"pipeline overhead: {100 * (pipeline / premade - 1):+.1f}% (median step time ratio; "
-          f"per-round ratios {min(p / q for p, q in zip(per_step['pipeline'], per_step['premade'])):.2f}"
-          f"..{max(p / q for p, q in zip(per_step['pipeline'], per_step['premade'])):.2f})")
+          f"per-round ratios {min(p / q for p, q in zip(per_step['pipeline'], per_step['premade'], strict=True)):.2f}"
+          f"..{max(p / q for p, q in zip(per_step['pipeline'], per_step['premade'], strict=True)):.2f})")
 
 
 if __name__ == "__main__":

@@ -198,7 +198,8 @@ class Dispatcher:
             if donor is not None:
                 trial.status, trial.reused, trial.reused_from = "succeeded", True, donor.reused_from or donor.id
                 trial.top1, trial.top5, trial.metrics = donor.top1, donor.top5, donor.metrics
-                trial.train_time_s, trial.device, trial.mlflow_run_id = donor.train_time_s, donor.device, donor.mlflow_run_id
+                trial.train_time_s, trial.device = donor.train_time_s, donor.device
+                trial.mlflow_run_id = donor.mlflow_run_id
                 trial.progress, trial.epoch, trial.val_top1 = 1.0, donor.epoch, donor.val_top1
                 trial.started_at = trial.finished_at = now
             else:
@@ -262,7 +263,8 @@ class Dispatcher:
         return run_experiment(f"job-{job_id}-attempt{attempt}", specs, data_dir=str(settings.data_dir()),
                               resources={"cpu": resources.get("cpus", 1), "gpu": resources.get("gpus", 0)},
                               mlflow_parent_run_id=parent_run, on_trial_complete=on_trial_complete,
-                              on_trial_progress=on_trial_progress, should_stop=lambda: stop.is_set() or self.stop_event.is_set())
+                              on_trial_progress=on_trial_progress,
+                              should_stop=lambda: stop.is_set() or self.stop_event.is_set())
 
     def _progress(self, trial_id: int, progress: dict[str, Any]) -> None:
         """One UPDATE per start or epoch: the trial runs, with how far it got and its MLflow run."""

@@ -95,7 +95,8 @@ def job_results(session: Session, job: Any) -> dict[str, Any]:
     n_pairs = max((r["gain"]["n_pairs"] for r in rows if r["gain"]), default=0)
     return {"job_id": job.id, "status": job.status, "dataset": job.dataset, "backbone": job.backbone,
             "protocol": job.protocol, "protocol_hash": job.protocol_hash,
-            "metric_note": "top1/top5 as reported by the trials; gain = variant minus baseline on the same fold and seed",
+            "metric_note": "top1/top5 as reported by the trials; gain = variant minus baseline on the same fold "
+                           "and seed",
             "test_note": power_note(n_pairs), "rows": rows, "folds": fold_rows(trials)}
 
 

@@ -11,9 +11,25 @@ A new kind: ``srm_models.register_recalibration("mygate", MyGate, description=..
 from .complexity import Complexity, complexity
 from .errors import InvalidArgumentError, UnknownModelError
 from .fuse import fuse_for_inference
-from .layers import (BASELINE, CBAM, ECA, GCT, GE, SE, SRM, NoRecalibration, Recalibration, RecalibrationKind,
-                     SimAM, create_recalibration, get_kind, provenance, recalibration_kinds,
-                     register_recalibration, variant_kinds)
+from .layers import (
+                     BASELINE,
+                     CBAM,
+                     ECA,
+                     GCT,
+                     GE,
+                     SE,
+                     SRM,
+                     NoRecalibration,
+                     Recalibration,
+                     RecalibrationKind,
+                     SimAM,
+                     create_recalibration,
+                     get_kind,
+                     provenance,
+                     recalibration_kinds,
+                     register_recalibration,
+                     variant_kinds,
+)
 from .registry import backbones, create_model, describe_model, list_models, model_name
 
 __version__ = "0.1.0"

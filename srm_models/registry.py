@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -132,7 +133,7 @@ def create_model(name: str, num_classes: int | None = None, **kwargs: object) ->
         raise InvalidArgumentError(
             f"{name} does not take {', '.join(map(repr, unknown))}; valid keywords: "
             f"num_classes, {', '.join(valid_name for valid_name in valid if valid_name != 'num_classes')}")
-    common = {key: kwargs.pop(key) for key in ("input_size", "in_chans", "stride_in_1x1", "block")
+    common: dict[str, Any] = {key: kwargs.pop(key) for key in ("input_size", "in_chans", "stride_in_1x1", "block")
               if key in kwargs}
     if "in_chans" in common:
         _check_positive_int("in_chans", name, common["in_chans"])

@@ -4,7 +4,7 @@ Both yield normalised float batches on the training device, so the loop does not
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -16,9 +16,9 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import ray
 from ray import tune
@@ -319,7 +319,7 @@ def _outcomes(specs: list[TrialSpec], driver: _DriverCallback, grid) -> list[Tri
         elif metrics.get("failed") or result.error is not None:
             error = metrics.get("error") or str(result.error).strip().splitlines()[-1]
             outcomes[index] = TrialOutcome(specs[index], "failed", None, error)
-    for index, spec in enumerate(specs):
+    for index in range(len(specs)):
         if index not in outcomes:
             outcomes[index] = driver.cancelled(index)
     return [outcomes[i] for i in range(len(specs))]

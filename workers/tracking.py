@@ -9,11 +9,10 @@ file store is in maintenance mode in MLflow 3 and refuses to start.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from mlflow import MlflowClient

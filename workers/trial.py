@@ -13,8 +13,8 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -112,12 +112,12 @@ def evaluate(model: nn.Module, batches, indices: np.ndarray, batch_size: int, nu
               "top5": 100.0 * top5 / max(seen, 1), "num_samples": seen}
     if group_names:
         result["group_top1"] = {name: 100.0 * c / t for name, c, t in
-                                zip(group_names, group_correct, group_total) if t}
+                                zip(group_names, group_correct, group_total, strict=True) if t}
     return result
 
 
 def train_epoch(model: nn.Module, optimizer, scheduler, batches, autocast, label_smoothing: float,
-                bar: "Progress") -> tuple[float, float, int, float]:
+                bar: Progress) -> tuple[float, float, int, float]:
     """One pass over ``batches``, the scheduler stepped per iteration.
 
     Returns (mean loss, accuracy in percent, images seen, seconds). Losses and hits are summed
@@ -249,7 +249,8 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
     history, train_time, start_epoch = [], 0.0, 0
     state = load_checkpoint(checkpoint_dir)
     if state is not None:
-        if state["protocol_hash"] != protocol.hash or {**state["spec"], "job_id": None} != {**spec.to_dict(), "job_id": None}:
+        same_spec = {**state["spec"], "job_id": None} == {**spec.to_dict(), "job_id": None}
+        if state["protocol_hash"] != protocol.hash or not same_spec:
             raise ValueError(f"the checkpoint in {checkpoint_dir} belongs to another trial "
                              f"({state['spec']}); use an empty checkpoint dir for this one")
         model.load_state_dict(state["model"])

@@ -8,8 +8,15 @@ from .create import create_recalibration, recalibration_arguments
 from .eca import ECA
 from .gct import GCT
 from .ge import GE
-from .kinds import (BASELINE, RecalibrationKind, get_kind, provenance, recalibration_kinds,
-                    register_recalibration, variant_kinds)
+from .kinds import (
+                    BASELINE,
+                    RecalibrationKind,
+                    get_kind,
+                    provenance,
+                    recalibration_kinds,
+                    register_recalibration,
+                    variant_kinds,
+)
 from .se import SE
 from .simam import SimAM
 from .srm import SRM

@@ -4,9 +4,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from torch import nn
-
 from ..errors import InvalidArgumentError
+from .base import Recalibration
 from .kinds import get_kind, recalibration_kinds
 
 # Keywords a backbone supplies itself; a user of create_model does not pass them.
@@ -37,7 +36,7 @@ def check_recalibration_kwargs(kind: str, kwargs: dict[str, object], where: str 
             f"the {kind!r} recalibration takes: {listing}")
 
 
-def create_recalibration(kind: str, channels: int, **kwargs: object) -> nn.Module:
+def create_recalibration(kind: str, channels: int, **kwargs: object) -> Recalibration:
     """Build one recalibration module for a feature map with ``channels`` channels.
 
     ``kind`` is a registered kind (``srm_models.recalibration_kinds()``). Kinds registered with
@@ -65,7 +64,7 @@ def create_recalibration(kind: str, channels: int, **kwargs: object) -> nn.Modul
         raise InvalidArgumentError(f"bad argument for the {kind!r} recalibration: {err}") from err
 
 
-def recalibration_builder(kind: str, **kwargs: object) -> Callable[[int, tuple[int, int]], nn.Module]:
+def recalibration_builder(kind: str, **kwargs: object) -> Callable[[int, tuple[int, int]], Recalibration]:
     """A ``(channels, feature_size) -> module`` callable for backbones; checks keywords now.
 
     Backbones know each block's channels and map size; the user knows only the kind and its
@@ -74,7 +73,7 @@ def recalibration_builder(kind: str, **kwargs: object) -> Callable[[int, tuple[i
     check_recalibration_kwargs(kind, kwargs)
     pass_size = needs_feature_size(kind)
 
-    def build(channels: int, feature_size: tuple[int, int]) -> nn.Module:
+    def build(channels: int, feature_size: tuple[int, int]) -> Recalibration:
         extra = {"feature_size": feature_size} if pass_size else {}
         return create_recalibration(kind, channels, **kwargs, **extra)
 

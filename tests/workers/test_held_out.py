@@ -28,7 +28,7 @@ def write_swapped_dataset(data_dir) -> None:
     split = make_split(index, 5, 0, seed=0)  # the quick protocol's fold seed
     held_out = set(split.held_out.tolist())
     rng = np.random.default_rng(0)
-    for sample, (path, label) in enumerate(zip(index.files, index.labels)):
+    for sample, (path, label) in enumerate(zip(index.files, index.labels, strict=True)):
         bright = (label == index.class_names.index("bright")) != (sample in held_out)  # flipped when held out
         base = 220 if bright else 30
         pixels = np.clip(base + rng.integers(-20, 21, (16, 16, 3)), 0, 255).astype(np.uint8)
