@@ -25,6 +25,7 @@ from service import db, settings
 from service.models import FINISHED, Job, Trial, utcnow
 from service.results import write_summaries
 from workers import ray_cluster
+from workers.result import TrialResult
 
 log = logging.getLogger("srm_bench.dispatcher")
 
@@ -282,17 +283,17 @@ class Dispatcher:
             session.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(FINISHED)).values(**values))
             session.commit()
 
-    def _record(self, trial_id: int, status: str, result: dict | None, error: str | None) -> None:
+    def _record(self, trial_id: int, status: str, result: TrialResult | None, error: str | None) -> None:
         """Write one ended trial; the status guard makes a second report of the same trial a no-op."""
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
         if result is not None:
-            result = _jsonable(result)
-            values |= {"top1": _finite(result.get("top1")), "top5": _finite(result.get("top5")), "metrics": result,
-                       "train_time_s": result.get("train_time_s"), "device": result.get("device")}
+            stored = _jsonable(result)  # the TrialResult as plain, finite JSON: the trials.metrics column
+            values |= {"top1": _finite(stored.get("top1")), "top5": _finite(stored.get("top5")), "metrics": stored,
+                       "train_time_s": stored.get("train_time_s"), "device": stored.get("device")}
             if status == "succeeded":
-                values |= {"progress": 1.0, "epoch": result.get("epochs")}
-            if result.get("mlflow_run_id"):
-                values["mlflow_run_id"] = result["mlflow_run_id"]
+                values |= {"progress": 1.0, "epoch": stored.get("epochs")}
+            if stored.get("mlflow_run_id"):
+                values["mlflow_run_id"] = stored["mlflow_run_id"]
         with self.sessions() as session:
             written = session.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(FINISHED))
                                       .values(**values)).rowcount

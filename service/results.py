@@ -24,6 +24,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _metric(trial: Any, key: str) -> Any:
+    """One key of the trial's stored TrialResult (workers/result.py), None when it has none."""
     return (trial.metrics or {}).get(key)
 
 

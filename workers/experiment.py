@@ -26,10 +26,11 @@ from ray import tune
 from . import paths, ray_cluster, tracking
 from .checkpoint import CHECKPOINT_FILE
 from .protocols import get_protocol
+from .result import TrialResult
 from .spec import TrialSpec
 
 log = logging.getLogger(__name__)
-OnTrialComplete = Callable[[TrialSpec, "dict | None", "str | None"], None]
+OnTrialComplete = Callable[[TrialSpec, "TrialResult | None", "str | None"], None]
 OnTrialProgress = Callable[[TrialSpec, dict], None]
 PROGRESS_METRICS = (*tracking.EPOCH_METRICS, "epoch_time_s")
 
@@ -38,7 +39,7 @@ PROGRESS_METRICS = (*tracking.EPOCH_METRICS, "epoch_time_s")
 class TrialOutcome:
     spec: TrialSpec
     status: str                      # succeeded | failed | cancelled
-    result: dict | None = None
+    result: TrialResult | None = None
     error: str | None = None
     mlflow_run_id: str | None = None
     attempts: int = 1
@@ -169,12 +170,12 @@ class _DriverCallback(tune.Callback):
         except Exception:
             log.exception("on_trial_progress raised for %s", spec.variant_label())
 
-    def record(self, index: int, status: str, result: dict | None = None, error: str | None = None,
+    def record(self, index: int, status: str, result: TrialResult | None = None, error: str | None = None,
                checkpoint_file: Path | None = None) -> TrialOutcome:
         """Keep the trial's outcome, close its MLflow run and hand it to the caller's callback."""
         spec, run_id = self.specs[index], self.run_ids.get(index)
         if result is not None:
-            result = {**result, "mlflow_run_id": run_id}
+            result = TrialResult(**result, mlflow_run_id=run_id)
         outcome = TrialOutcome(spec, status, result, error, run_id, self.attempts.get(index, 0))
         self.outcomes[index] = outcome
         if index in self.run_ids:

@@ -20,6 +20,7 @@ from mlflow.entities import Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from . import paths, settings
+from .result import TrialResult
 from .spec import TrialSpec
 from .version import code_version
 
@@ -142,7 +143,7 @@ def training_curve(history: list[dict], title: str):
     return figure
 
 
-def finish_trial_run(run_id: str, spec: TrialSpec, result: dict | None, error: str | None = None,
+def finish_trial_run(run_id: str, spec: TrialSpec, result: TrialResult | None, error: str | None = None,
                      checkpoint_file: str | Path | None = None, status: str | None = None) -> None:
     """Final metrics, hashes, the curve plot and (unless opted out) the checkpoint; then close the run."""
     mlflow = client()
@@ -169,7 +170,7 @@ def finish_trial_run(run_id: str, spec: TrialSpec, result: dict | None, error: s
     mlflow.set_terminated(run_id, status=status or "FINISHED")
 
 
-def log_trial(parent_run_id: str, spec: TrialSpec, result: dict, checkpoint_file=None) -> str:
+def log_trial(parent_run_id: str, spec: TrialSpec, result: TrialResult, checkpoint_file=None) -> str:
     """Record an already finished trial (run outside Ray) in one go; returns its run id."""
     run_id = start_trial_run(parent_run_id, spec, result.get("protocol"))
     for metrics in result.get("history", []):
@@ -178,7 +179,7 @@ def log_trial(parent_run_id: str, spec: TrialSpec, result: dict, checkpoint_file
     return run_id
 
 
-def _pairs(outcomes_or_results: Iterable) -> list[tuple[TrialSpec, dict]]:
+def _pairs(outcomes_or_results: Iterable) -> list[tuple[TrialSpec, TrialResult]]:
     """(spec, result) of succeeded trials from TrialOutcomes, (spec, result) pairs or dicts."""
     pairs = []
     for item in outcomes_or_results:

@@ -29,6 +29,7 @@ from .data.augment import DeviceAugment
 from .folds import Split, make_split
 from .optim import describe_groups, parameter_groups
 from .protocols import Protocol, get_protocol
+from .result import TrialResult
 from .spec import TrialSpec
 from .version import code_version
 
@@ -209,7 +210,7 @@ def _maybe_crash(fault_injection: dict | None, epochs_done: int) -> None:
 
 
 def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, report: ReportFn | None = None,
-              device=None, progress: bool | None = None, fault_injection: dict | None = None) -> dict:
+              device=None, progress: bool | None = None, fault_injection: dict | None = None) -> TrialResult:
     """Train and evaluate one trial; resume from ``checkpoint_dir`` when it holds a checkpoint.
 
     Raises DatasetError / ProtocolError / ValueError for a spec that cannot run (not retried),
@@ -299,7 +300,7 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
     final = evaluate(model, batches, split.held_out, batch_size * 2, data.num_classes, autocast,
                      data.index.group_ids, data.index.group_names)
     trained_images = sum(h["images_per_s"] * h["epoch_time_s"] for h in history)
-    return {
+    result: TrialResult = {
         "top1": final["top1"], "top5": final["top5"], "loss": final["loss"],
         "group_top1": final.get("group_top1"),
         "params": params, "macs": macs, "train_time_s": train_time,
@@ -315,3 +316,4 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
         "extra_evals": _extra_evaluations(model, spec, protocol, data, data_dir, device, autocast),
         "checkpoint_path": str(checkpoint_path) if checkpoint_path else None,
     }
+    return result

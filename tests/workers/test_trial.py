@@ -9,6 +9,7 @@ from tests.workers.specs import tiny_spec
 from workers.checkpoint import load_checkpoint
 from workers.data import DatasetError, describe_dataset, index_dataset
 from workers.folds import make_split
+from workers.result import REPORTED_KEYS
 from workers.trial import run_trial
 
 
@@ -33,6 +34,7 @@ def test_result_fields(tmp_path):
     assert [h["epoch"] for h in result["history"]] == [1, 2]
     assert {"train_loss", "train_acc", "val_top1", "val_top5", "lr", "images_per_s"} <= set(result["history"][0])
     assert result["content_hash"] == spec.content_hash(result["dataset_fingerprint"])
+    assert set(result) == REPORTED_KEYS | {"checkpoint_path"}  # workers/result.py declares exactly these
     # quick protocol: no_weight_decay "none", one group with every tensor: stem conv+BN 3, 9 bottlenecks x
     # (3 convs + 3 BNs) 81, 3 projections x 3 = 9, fc 2, and 9 SRMs x (CFC + BN weight and bias) 27
     tensors = 3 + 9 * 9 + 3 * 3 + 2 + 9 * 3
