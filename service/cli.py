@@ -21,7 +21,7 @@ from rich.table import Table
 from service.client import Client, ClientError
 from srm_models import __version__
 
-app = typer.Typer(help="SRM Bench: benchmark channel-recalibration modules (SRM, SE, GE, CBAM).",
+app = typer.Typer(help="SRM Bench: benchmark channel-recalibration modules (SRM, SE, GE and more, or your own).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 # Piped output (CI logs, files) would get rich's 80 columns and an unreadable results table.
 PIPED_WIDTH = None if os.isatty(1) or "COLUMNS" in os.environ else 150

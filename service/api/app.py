@@ -52,7 +52,7 @@ def create_app(database_url: str | None = None, with_dispatcher: bool = False) -
             yield
 
     app = FastAPI(title="SRM Bench", version=__version__, lifespan=lifespan,
-                  description="Benchmark channel-recalibration modules (SRM, SE, GE, CBAM) with "
+                  description="Benchmark channel-recalibration modules (SRM, SE, GE and more, or your own) with "
                               "cross-validated jobs run on Ray.")
     app.state.sessions = db.session_factory(url)
     errors.install(app)

@@ -36,6 +36,16 @@ def test_default_variants_are_baseline_se_ge_srm(client):
     assert list(dict.fromkeys(variants)) == ["baseline", "se", "ge", "srm"]
 
 
+def test_every_registered_kind_is_a_variant(client):
+    variants = ["baseline", "eca", {"kind": "gct", "eps": 0.001}, "simam", "cbam"]
+    body = client.post("/v1/jobs", json=SPEC | {"variants": variants})
+    assert body.status_code == 201, body.text
+    labels = {t["variant"] for t in client.get(f"/v1/jobs/{body.json()['id']}").json()["trials"]}
+    assert labels == {"baseline", "eca", "gct(eps=0.001)", "simam", "cbam"}
+    bad = client.post("/v1/jobs", json=SPEC | {"variants": [{"kind": "eca", "kernel_size": 4}]})
+    assert "kernel_size=4 is not valid" in _error(bad, "variants.0")
+
+
 def test_ablation_variants_get_their_own_labels(client):
     variants = ["baseline", {"kind": "srm", "pooling": "avg+max"}, {"kind": "srm", "integration": "mlp"}]
     body = client.post("/v1/jobs", json=SPEC | {"variants": variants}).json()

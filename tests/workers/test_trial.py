@@ -41,6 +41,14 @@ def test_result_fields(tmp_path):
     assert result["param_groups"] == {"decay": {"weight_decay": 5e-4, "tensors": tensors, "params": result["params"]}}
 
 
+def test_the_folds_do_not_depend_on_the_trial_seed(tmp_path):
+    """Paired tests compare variants on the same held-out samples: fold i is one set for every seed."""
+    spec = tiny_spec("baseline", fold=1, seed=3, epochs=1)
+    result = run_trial(spec, data_dir=tmp_path, checkpoint_dir=None)
+    index, _ = index_dataset(spec.dataset)
+    assert result["split_hash"] == make_split(index, 5, 1, seed=0).hash != make_split(index, 5, 1, seed=3).hash
+
+
 def test_an_iteration_budget_reports_its_epoch_count_with_every_epoch(tmp_path):
     """The driver turns `epochs` into a progress fraction; an iterations budget only knows it here."""
     spec = tiny_spec(epochs=None, iterations=6)  # 64 training images at batch 16: 4 + 2 steps
