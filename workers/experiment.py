@@ -65,7 +65,11 @@ def run_one(config: dict, specs: list[dict], data_dir: str | None, fault_injecti
 
     from .trial import run_trial
 
-    spec = TrialSpec.from_dict(specs[config["spec_index"]])
+    try:  # a plugin kind imports its plugin here; missing or changed code fails the trial, unretried
+        spec = TrialSpec.from_dict(specs[config["spec_index"]])
+    except ValueError as error:
+        tune.report({"failed": True, "error": f"{type(error).__name__}: {error}"})
+        return
     context = tune.get_context()
     cpus = context.get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
