@@ -17,5 +17,15 @@ class JobNotFound(LookupError):
         self.job_id = job_id
 
 
+class StudyNotFound(LookupError):
+    def __init__(self, study_id: str):
+        super().__init__(f"no study with id {study_id!r}")
+        self.study_id = study_id
+
+
+class NotReady(ValueError):
+    """The thing asked for cannot be made from what exists yet (e.g. a study's plot before its results)."""
+
+
 class IdempotencyConflict(ValueError):
     """The same Idempotency-Key was sent with a different body."""

@@ -15,7 +15,11 @@ from .version import code_version
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """What determines a trial's result (plus the job it belongs to, which does not)."""
+    """What determines a trial's result (plus the job it belongs to, which does not).
+
+    ``repeat`` is the repetition of k-fold cross-validation whose split ``fold`` indexes (0: the
+    first; each later one reshuffles with its own seed, see workers.folds.repeat_seed).
+    """
 
     dataset: str
     backbone: str
@@ -23,6 +27,7 @@ class TrialSpec:
     fold: int | None = None
     n_folds: int | None = None
     seed: int = 0
+    repeat: int = 0
     protocol: str = "quick"
     overrides: dict = field(default_factory=dict)
     job_id: str | None = None
@@ -30,6 +35,8 @@ class TrialSpec:
 
     def __post_init__(self) -> None:
         """Check the kind; a plugin kind's trial imports its plugin (on a Ray worker too) and records it."""
+        if not isinstance(self.repeat, int) or self.repeat < 0:
+            raise ValueError(f"repeat must be an integer >= 0; got {self.repeat!r}")
         kind = self.variant.get("kind") if isinstance(self.variant, dict) else None
         if self.plugin is not None and isinstance(kind, str):
             ensure_plugin(self.plugin, kind)
@@ -64,7 +71,10 @@ class TrialSpec:
         return srm_models.model_name(self.variant["kind"], self.backbone)
 
     def content_hash(self, dataset_fingerprint: str) -> str:
-        """Equal hashes mean equal results are expected: everything but the job id goes in."""
+        """Equal hashes mean equal results are expected: everything but the job id goes in.
+
+        Repeat 0 leaves the payload as it was before repeats existed, so finished trials keep
+        their hashes and are reused."""
         payload = {
             "dataset_fingerprint": dataset_fingerprint, "backbone": self.backbone,
             "variant": self.variant, "fold": self.fold, "n_folds": self.n_folds, "seed": self.seed,
@@ -73,4 +83,6 @@ class TrialSpec:
         }
         if self.plugin is not None:  # a changed plugin is another trial
             payload["plugin"] = self.plugin
+        if self.repeat:
+            payload["repeat"] = self.repeat
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
