@@ -7,7 +7,8 @@ with a million trial rows, on PostgreSQL and on SQLite, at a fixed request rate.
 
 What it does, per database: a fresh database migrated to head; jobs, trials and per-variant
 summaries bulk-inserted (PostgreSQL COPY, SQLite executemany in one transaction); the real
-`srm-bench serve --no-dispatcher --workers N` under uvicorn on a free port (for each N in --workers); then an open-loop load of
+`srm-bench serve --no-dispatcher --workers N` under uvicorn on a free port (for each N in --workers);
+then an open-loop load of
 --rate requests/s (a new request every 1/rate s, whether or not earlier ones returned) for
 --duration seconds per endpoint, each request for a random finished job or (dataset, backbone).
 Before the load, --sequential requests one at a time give each endpoint's service time alone
@@ -154,9 +155,9 @@ def serving(url: str, home: Path, workers: int = 1):
         try:
             httpx.get(f"{base}/v1/presets", timeout=2)
             break
-        except httpx.HTTPError:
+        except httpx.HTTPError as err:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {process.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"server did not start: {process.stderr.read().decode()[-2000:]}") from err
             time.sleep(0.2)
     try:
         yield base

@@ -23,11 +23,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 from PIL import Image
+from torch.nn import functional as F
 from torch.utils.benchmark import Timer
 
-from srm_models import create_model
+from srm_models import create_model, model_name, variant_kinds
 from workers.batches import InMemoryBatches, StreamingBatches
 from workers.data import load_dataset
 from workers.data.augment import DeviceAugment
@@ -36,7 +36,7 @@ from workers.protocols import get_protocol
 
 def write_image_folder(root: Path, images: torch.Tensor, labels) -> None:
     """The generated images as PNG files in an ImageFolder tree, for the streaming path."""
-    for i, (image, label) in enumerate(zip(images, labels)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = root / f"class{int(label)}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
@@ -69,8 +69,8 @@ def build(args, scratch: Path):
         batches = InMemoryBatches(data, augment, device)
     stream = endless_batches(batches, len(data), args.batch_size)
 
-    name = args.model if args.variant == "baseline" else f"{args.variant}_{args.model}"
-    model = create_model(name, num_classes=data.num_classes, input_size=args.image_size).to(
+    model = create_model(model_name(args.variant, args.model), num_classes=data.num_classes,
+                         input_size=args.image_size).to(
         device, memory_format=torch.channels_last if on_cuda else torch.preserve_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda)  # noqa: E731
@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--model", default="cifar_resnet20")
-    parser.add_argument("--variant", default="srm", choices=["baseline", "se", "ge", "srm", "cbam"])
+    parser.add_argument("--variant", default="srm", choices=variant_kinds())
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--source", default="memory", choices=["memory", "files"],
@@ -134,8 +134,8 @@ def main() -> None:
     print(f"data pipeline    : {args.batch_size / pipeline:9.1f} images/s  ({pipeline * 1e3:.2f} ms/step)")
     print(f"batch making only: {batch * 1e3:.2f} ms/batch = {100 * batch / premade:.1f}% of a pre-made step")
     print(f"pipeline overhead: {100 * (pipeline / premade - 1):+.1f}% (median step time ratio; "
-          f"per-round ratios {min(p / q for p, q in zip(per_step['pipeline'], per_step['premade'])):.2f}"
-          f"..{max(p / q for p, q in zip(per_step['pipeline'], per_step['premade'])):.2f})")
+          f"per-round ratios {min(p / q for p, q in zip(per_step['pipeline'], per_step['premade'], strict=True)):.2f}"
+          f"..{max(p / q for p, q in zip(per_step['pipeline'], per_step['premade'], strict=True)):.2f})")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
-"""What the service can offer: datasets, protocols and models, read from workers and srm_models.
-
-The only place the service asks those packages what exists, so the API, validation and
-CLI describe the same things.
+"""What the service lists: datasets, protocols, models and recalibration kinds, read from workers
+and srm_models for the catalog routes. (Validation asks the same packages in service/planning.py
+and service/schemas.py, so listings and checks agree.)
 """
 from __future__ import annotations
 
@@ -34,7 +33,13 @@ def protocols() -> dict[str, dict[str, Any]]:
     return {name: protocol.to_dict() | {"hash": protocol.hash} for name, protocol in list_protocols().items()}
 
 
-def models() -> list[str]:
-    from srm_models import list_models
+def models() -> dict[str, Any]:
+    """Backbones, every model name, the variants a job may use, and each kind with its options."""
+    import srm_models
+    from srm_models.layers.create import recalibration_arguments
 
-    return sorted(list_models())
+    kinds = [{"name": name, "description": kind.description, "needs_feature_size": kind.needs_feature_size,
+              "options": recalibration_arguments(name), "plugin": srm_models.provenance(name)}
+             for name, kind in srm_models.recalibration_kinds().items()]
+    return {"backbones": srm_models.backbones(), "models": srm_models.list_models(),
+            "variants": srm_models.variant_kinds(), "kinds": kinds}

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 import yaml
@@ -21,7 +21,7 @@ from rich.table import Table
 from service.client import Client, ClientError
 from srm_models import __version__
 
-app = typer.Typer(help="SRM Bench: benchmark channel-recalibration modules (SRM, SE, GE, CBAM).",
+app = typer.Typer(help="SRM Bench: benchmark channel-recalibration modules (SRM, SE, GE and more, or your own).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 # Piped output (CI logs, files) would get rich's 80 columns and an unreadable results table.
 PIPED_WIDTH = None if os.isatty(1) or "COLUMNS" in os.environ else 150
@@ -50,6 +50,13 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
     if version:
         typer.echo(f"srm-bench {__version__}")
         raise typer.Exit()
+    from workers.plugins import PluginError, load_plugins
+
+    try:  # SRM_BENCH_PLUGINS and installed entry points: a broken one is named here, once
+        load_plugins()
+    except PluginError as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from None
 
 
 # --- server side ----------------------------------------------------------------------------
@@ -144,10 +151,9 @@ def migrate() -> None:
 # --- client side ----------------------------------------------------------------------------
 
 def _parse_override(item: str) -> tuple[str, Any]:
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--override {item!r} should look like key=value, e.g. epochs=2")
-    return key, yaml.safe_load(raw)
+    from workers.overrides import parse_override
+
+    return parse_override(item, "--override")
 
 
 def _parse_variant(item: str) -> dict[str, Any] | str:
@@ -160,20 +166,20 @@ def _parse_variant(item: str) -> dict[str, Any] | str:
 
 @app.command()
 @friendly_errors
-def submit(spec_file: Optional[Path] = typer.Argument(None, help="a JSON or YAML job spec"),
-           preset: Optional[str] = typer.Option(None, help="a paper experiment (see `srm-bench presets`)"),
-           dataset: Optional[str] = typer.Option(None), backbone: Optional[str] = typer.Option(None),
-           variant: Optional[list[str]] = typer.Option(None, help="repeatable; srm or srm:pooling=avg+max"),
-           folds: Optional[int] = typer.Option(None, help="k for k-fold CV"),
+def submit(spec_file: Path | None = typer.Argument(None, help="a JSON or YAML job spec"),
+           preset: str | None = typer.Option(None, help="a paper experiment (see `srm-bench presets`)"),
+           dataset: str | None = typer.Option(None), backbone: str | None = typer.Option(None),
+           variant: list[str] | None = typer.Option(None, help="repeatable; srm or srm:pooling=avg+max"),
+           folds: int | None = typer.Option(None, help="k for k-fold CV"),
            official_split: bool = typer.Option(False, help="use the dataset's official split (folds=null)"),
-           repeats: Optional[int] = typer.Option(None, help="repetitions of k-fold CV (1-20), each reshuffled"),
-           rope: Optional[float] = typer.Option(None, help="region of practical equivalence, top-1 points"),
-           seed: Optional[list[int]] = typer.Option(None, help="repeatable"),
-           protocol: Optional[str] = typer.Option(None),
-           override: Optional[list[str]] = typer.Option(None, help="repeatable protocol change: key=value"),
-           name: Optional[str] = typer.Option(None),
-           idempotency_key: Optional[str] = typer.Option(None, help="retrying with the same key returns the first job"),
-           url: Optional[str] = URL_OPTION, token: Optional[str] = TOKEN_OPTION) -> None:
+           repeats: int | None = typer.Option(None, help="repetitions of k-fold CV (1-20), each reshuffled"),
+           rope: float | None = typer.Option(None, help="region of practical equivalence, top-1 points"),
+           seed: list[int] | None = typer.Option(None, help="repeatable"),
+           protocol: str | None = typer.Option(None),
+           override: list[str] | None = typer.Option(None, help="repeatable protocol change: key=value"),
+           name: str | None = typer.Option(None),
+           idempotency_key: str | None = typer.Option(None, help="retrying with the same key returns the first job"),
+           url: str | None = URL_OPTION, token: str | None = TOKEN_OPTION) -> None:
     """Submit a job from a spec file, flags, or a preset; flags change what the file or preset says."""
     body: dict[str, Any] = yaml.safe_load(spec_file.read_text()) if spec_file else {}
     if not isinstance(body, dict):
@@ -192,9 +198,9 @@ def submit(spec_file: Optional[Path] = typer.Argument(None, help="a JSON or YAML
 
 @app.command()
 @friendly_errors
-def status(job: Optional[str] = typer.Argument(None, help="a job id; omitted: the latest jobs"),
+def status(job: str | None = typer.Argument(None, help="a job id; omitted: the latest jobs"),
            watch: bool = typer.Option(False, "--watch", "-w", help="follow progress until the job ends"),
-           url: Optional[str] = URL_OPTION) -> None:
+           url: str | None = URL_OPTION) -> None:
     """Show a job's progress (live with --watch), or list the latest jobs."""
     client = Client(url)
     if job is None:
@@ -252,7 +258,7 @@ def _trial_progress(trial: dict[str, Any]) -> str:
 
 @app.command()
 @friendly_errors
-def cancel(job: str, url: Optional[str] = URL_OPTION, token: Optional[str] = TOKEN_OPTION) -> None:
+def cancel(job: str, url: str | None = URL_OPTION, token: str | None = TOKEN_OPTION) -> None:
     """Cancel a job: queued trials never start, running ones are stopped, finished ones are kept."""
     detail = Client(url, token).cancel(job)
     console.print(f"job {detail['id']}: {detail['status']}"
@@ -280,8 +286,8 @@ def print_verdicts(sentences: list[str]) -> None:
 @app.command()
 @friendly_errors
 def results(job: str, format: str = typer.Option("table", help="table, markdown, csv or json"),  # noqa: A002
-            rope: Optional[float] = typer.Option(None, help="ROPE in top-1 points [default: the job's, else 0.5]"),
-            url: Optional[str] = URL_OPTION) -> None:
+            rope: float | None = typer.Option(None, help="ROPE in top-1 points [default: the job's, else 0.5]"),
+            url: str | None = URL_OPTION) -> None:
     """Print a job's per-variant results: gain with its corrected CI, corrected p, P(better/equiv/worse), verdict."""
     if format not in ("table", "markdown", "csv", "json"):
         raise ValueError(f"--format {format!r} is not valid; use table, markdown, csv or json")
@@ -335,7 +341,7 @@ def start_server_thread(port: int):
 @app.command()
 @friendly_errors
 def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
-         epochs: Optional[int] = typer.Option(None, help="override the quick protocol's epochs")) -> None:
+         epochs: int | None = typer.Option(None, help="override the quick protocol's epochs")) -> None:
     """Serve on a free port, compare baseline/SE/GE/SRM on generated textures (5-fold CV), print the table."""
     from service import settings
     from service.results import verdict_sentences

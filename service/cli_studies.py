@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 import yaml
@@ -36,10 +36,10 @@ def print_plan(plan: dict[str, Any], title: str) -> None:
 
 @app.command()
 @friendly_errors
-def plan(job: Optional[str] = typer.Argument(None, help="a job id"),
-         study: Optional[str] = typer.Option(None, "--study", help="plan every job of this study instead"),
+def plan(job: str | None = typer.Argument(None, help="a job id"),
+         study: str | None = typer.Option(None, "--study", help="plan every job of this study instead"),
          effect: float = typer.Option(0.5, help="the gain (top-1 points) to detect"),
-         url: Optional[str] = URL_OPTION) -> None:
+         url: str | None = URL_OPTION) -> None:
     """Power planner: the effect the design detects (alpha 0.05, power 0.8, corrected test) and the repeats
     that would detect --effect."""
     if (job is None) == (study is None):
@@ -55,15 +55,15 @@ def plan(job: Optional[str] = typer.Argument(None, help="a job id"),
 
 @study_app.command("submit")
 @friendly_errors
-def study_submit(spec_file: Optional[Path] = typer.Argument(None, help="a JSON or YAML study spec"),
-                 preset: Optional[str] = typer.Option(None, help="study-generated or study-real"),
-                 dataset: Optional[list[str]] = typer.Option(None, help="repeatable: 2 or more datasets"),
-                 backbone: Optional[str] = typer.Option(None),
-                 variant: Optional[list[str]] = typer.Option(None, help="repeatable; srm or srm:pooling=avg+max"),
-                 folds: Optional[int] = typer.Option(None), repeats: Optional[int] = typer.Option(None),
-                 protocol: Optional[str] = typer.Option(None), rope: Optional[float] = typer.Option(None),
-                 name: Optional[str] = typer.Option(None), idempotency_key: Optional[str] = typer.Option(None),
-                 url: Optional[str] = URL_OPTION, token: Optional[str] = TOKEN_OPTION) -> None:
+def study_submit(spec_file: Path | None = typer.Argument(None, help="a JSON or YAML study spec"),
+                 preset: str | None = typer.Option(None, help="study-generated or study-real"),
+                 dataset: list[str] | None = typer.Option(None, help="repeatable: 2 or more datasets"),
+                 backbone: str | None = typer.Option(None),
+                 variant: list[str] | None = typer.Option(None, help="repeatable; srm or srm:pooling=avg+max"),
+                 folds: int | None = typer.Option(None), repeats: int | None = typer.Option(None),
+                 protocol: str | None = typer.Option(None), rope: float | None = typer.Option(None),
+                 name: str | None = typer.Option(None), idempotency_key: str | None = typer.Option(None),
+                 url: str | None = URL_OPTION, token: str | None = TOKEN_OPTION) -> None:
     """Submit a study: one job per dataset, created together."""
     body: dict[str, Any] = yaml.safe_load(spec_file.read_text()) if spec_file else {}
     flags = {"preset": preset, "datasets": list(dataset) if dataset else None, "backbone": backbone,
@@ -92,7 +92,7 @@ def follow_study(client: Client, study_id: str, poll_s: float = 2.0) -> dict[str
 @study_app.command("status")
 @friendly_errors
 def study_status(study: str, watch: bool = typer.Option(False, "--watch", "-w"),
-                 url: Optional[str] = URL_OPTION) -> None:
+                 url: str | None = URL_OPTION) -> None:
     """A study's jobs and their status (--watch: until they end)."""
     client = Client(url)
     detail = follow_study(client, study) if watch else client.study(study)
@@ -127,8 +127,8 @@ def print_study_results(results: dict[str, Any]) -> None:
 
 @study_app.command("results")
 @friendly_errors
-def study_results(study: str, cd: Optional[Path] = typer.Option(None, help="also save the CD diagram PNG here"),
-                  url: Optional[str] = URL_OPTION) -> None:
+def study_results(study: str, cd: Path | None = typer.Option(None, help="also save the CD diagram PNG here"),
+                  url: str | None = URL_OPTION) -> None:
     """Average ranks, Friedman, Nemenyi groups; --cd saves the critical difference diagram."""
     client = Client(url)
     print_study_results(client.study_results(study))

@@ -1,10 +1,11 @@
 """A small HTTP client for the CLI: turns every failure into one readable line."""
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
+
+from workers import settings
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -26,8 +27,9 @@ def _describe(response: httpx.Response) -> str:
 
 class Client:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
-        self.url = (url or os.environ.get("SRM_BENCH_URL") or DEFAULT_URL).rstrip("/")
-        token = token or os.environ.get("SRM_BENCH_API_TOKEN")
+        configured = settings.current()
+        self.url = (url or configured.api_url or DEFAULT_URL).rstrip("/")
+        token = token or configured.api_token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 

@@ -25,6 +25,7 @@ from service import db, settings
 from service.models import FINISHED, Job, Trial, utcnow
 from service.results import write_summaries
 from workers import ray_cluster
+from workers.result import TrialResult
 
 log = logging.getLogger("srm_bench.dispatcher")
 
@@ -203,7 +204,8 @@ class Dispatcher:
             if donor is not None:
                 trial.status, trial.reused, trial.reused_from = "succeeded", True, donor.reused_from or donor.id
                 trial.top1, trial.top5, trial.metrics = donor.top1, donor.top5, donor.metrics
-                trial.train_time_s, trial.device, trial.mlflow_run_id = donor.train_time_s, donor.device, donor.mlflow_run_id
+                trial.train_time_s, trial.device = donor.train_time_s, donor.device
+                trial.mlflow_run_id = donor.mlflow_run_id
                 trial.progress, trial.epoch, trial.val_top1 = 1.0, donor.epoch, donor.val_top1
                 trial.started_at = trial.finished_at = now
             else:
@@ -266,7 +268,8 @@ class Dispatcher:
         return run_experiment(f"job-{job_id}-attempt{attempt}", specs, data_dir=str(settings.data_dir()),
                               resources={"cpu": resources.get("cpus", 1), "gpu": resources.get("gpus", 0)},
                               mlflow_parent_run_id=parent_run, on_trial_complete=on_trial_complete,
-                              on_trial_progress=on_trial_progress, should_stop=lambda: stop.is_set() or self.stop_event.is_set())
+                              on_trial_progress=on_trial_progress,
+                              should_stop=lambda: stop.is_set() or self.stop_event.is_set())
 
     def _progress(self, trial_id: int, progress: dict[str, Any]) -> None:
         """One UPDATE per start or epoch: the trial runs, with how far it got and its MLflow run."""
@@ -284,17 +287,17 @@ class Dispatcher:
             session.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(FINISHED)).values(**values))
             session.commit()
 
-    def _record(self, trial_id: int, status: str, result: dict | None, error: str | None) -> None:
+    def _record(self, trial_id: int, status: str, result: TrialResult | None, error: str | None) -> None:
         """Write one ended trial; the status guard makes a second report of the same trial a no-op."""
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
         if result is not None:
-            result = _jsonable(result)
-            values |= {"top1": _finite(result.get("top1")), "top5": _finite(result.get("top5")), "metrics": result,
-                       "train_time_s": result.get("train_time_s"), "device": result.get("device")}
+            stored = _jsonable(result)  # the TrialResult as plain, finite JSON: the trials.metrics column
+            values |= {"top1": _finite(stored.get("top1")), "top5": _finite(stored.get("top5")), "metrics": stored,
+                       "train_time_s": stored.get("train_time_s"), "device": stored.get("device")}
             if status == "succeeded":
-                values |= {"progress": 1.0, "epoch": result.get("epochs")}
-            if result.get("mlflow_run_id"):
-                values["mlflow_run_id"] = result["mlflow_run_id"]
+                values |= {"progress": 1.0, "epoch": stored.get("epochs")}
+            if stored.get("mlflow_run_id"):
+                values["mlflow_run_id"] = stored["mlflow_run_id"]
         with self.sessions() as session:
             written = session.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(FINISHED))
                                       .values(**values)).rowcount

@@ -88,9 +88,9 @@ def _check_variants(spec: JobSpec, first_trials: list[Any]) -> None:
     import srm_models
 
     known = set(srm_models.list_models())
-    if spec.backbone not in known:
-        backbones = sorted(m for m in known if m.split("_", 1)[0] not in {"se", "ge", "srm", "cbam"})
-        raise SpecError("backbone", f"unknown backbone {spec.backbone!r}; valid backbones: {', '.join(backbones)}")
+    if spec.backbone not in srm_models.backbones():
+        raise SpecError("backbone", f"unknown backbone {spec.backbone!r}; valid backbones: "
+                                    f"{', '.join(srm_models.backbones())}")
     labels: set[str] = set()
     for index, trial in enumerate(first_trials):
         label = trial.variant_label()
@@ -108,11 +108,11 @@ def _check_ablation(index: int, variant: dict[str, Any]) -> None:
     import srm_models
 
     kind = variant.pop("kind")
-    if kind == "baseline":
+    if kind == srm_models.BASELINE:
         if variant:
             raise SpecError(f"variants.{index}", f"baseline takes no options, got {sorted(variant)}")
         return
-    extra = {"feature_size": (4, 4)} if kind == "ge" else {}
+    extra = {"feature_size": (4, 4)} if srm_models.get_kind(kind).needs_feature_size else {}
     try:
         srm_models.create_recalibration(kind, 16, **extra, **variant)
     except ValueError as err:

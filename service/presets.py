@@ -58,13 +58,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "table5-dtd-resnet32": {
         "paper": "Table 5",
-        "description": "DTD, CIFAR-style ResNet-32: baseline/SE/SRM, 5-fold CV, CIFAR protocol on Decathlon-style images",
+        "description": "DTD, CIFAR-style ResNet-32: baseline/SE/SRM, 5-fold CV, CIFAR protocol on "
+                       "Decathlon-style images",
         "spec": {"dataset": "dtd", "backbone": "cifar_resnet32", "variants": _BASE_SE_SRM, "folds": 5,
                  "protocol": "dtd", "resources": {"cpus": 2, "gpus": 1}},
     },
     "table5-dtd-resnet56": {
         "paper": "Table 5, Figures 7-8",
-        "description": "DTD, CIFAR-style ResNet-56: baseline/SE/SRM, 5-fold CV, CIFAR protocol on Decathlon-style images",
+        "description": "DTD, CIFAR-style ResNet-56: baseline/SE/SRM, 5-fold CV, CIFAR protocol on "
+                       "Decathlon-style images",
         "spec": {"dataset": "dtd", "backbone": "cifar_resnet56", "variants": _BASE_SE_SRM, "folds": 5,
                  "protocol": "dtd", "resources": {"cpus": 2, "gpus": 1}},
     },

@@ -11,14 +11,13 @@ from typing import Any
 from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
+from service.corrected import compare_to_baseline
 from service.errors import JobNotFound
 from service.models import Job, Trial, VariantSummary
-from service.corrected import compare_to_baseline
 from service.ranking import rank_variants
 from service.schemas import DEFAULT_ROPE
 from service.stats import describe, power_note
-
-BASELINE = "baseline"
+from srm_models import BASELINE  # the plain network's name in jobs and tables (srm_models' one alias)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -27,6 +26,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _metric(trial: Any, key: str) -> Any:
+    """One key of the trial's stored TrialResult (workers/result.py), None when it has none."""
     return (trial.metrics or {}).get(key)
 
 

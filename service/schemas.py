@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-VariantKind = Literal["baseline", "se", "ge", "srm", "cbam"]
 DEFAULT_VARIANTS = ("baseline", "se", "ge", "srm")
 MAX_REPEATS = 20
 DEFAULT_ROPE = 0.5
@@ -16,11 +15,23 @@ ROPE_HELP = ("region of practical equivalence in top-1 points: gains within ±ro
              "in the Bayesian test (default 0.5)")
 
 
+def _registered_kind(kind: str) -> str:
+    """The kinds are srm_models' registry (plugins included), so they are checked, not enumerated."""
+    from srm_models import variant_kinds
+
+    valid = variant_kinds()
+    if kind not in valid:
+        raise ValueError(f"unknown kind {kind!r}; valid kinds: {', '.join(valid)} (GET /v1/models lists them)")
+    return kind
+
+
 class Variant(BaseModel):
     """A recalibration variant: its kind plus ablation keywords, e.g. {"kind": "srm", "pooling": "avg+max"}."""
 
     model_config = ConfigDict(extra="allow")
-    kind: VariantKind
+    kind: str = Field(description="baseline or a recalibration kind from GET /v1/models (plugins included)")
+
+    _kind = field_validator("kind")(_registered_kind)
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump()

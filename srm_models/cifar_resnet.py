@@ -18,10 +18,10 @@ from torch.nn import functional as F
 
 from .errors import InvalidArgumentError
 from .layers.create import recalibration_builder
-from .layers.ge import as_pair
-from .resnet import BasicBlock, Bottleneck, conv3x3, init_weights, make_stage, projection
+from .resnet import BasicBlock, Block, Bottleneck, conv3x3, init_weights, make_stage, projection
+from .shapes import as_pair
 
-CIFAR_BLOCKS = {"bottleneck": Bottleneck, "basic": BasicBlock}
+CIFAR_BLOCKS: dict[str, Block] = {"bottleneck": Bottleneck, "basic": BasicBlock}
 
 
 class PadShortcut(nn.Module):

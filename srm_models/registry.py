@@ -1,22 +1,27 @@
 """Model names to constructors: ``create_model("srm_resnet50")``, ``list_models("*cifar*")``.
 
-A name is ``[kind_]family{depth}``: kind one of se, ge, srm, cbam (none for the plain network),
+A name is ``[kind_]family{depth}``: kind any registered recalibration kind but ``none``
+(``srm_models.recalibration_kinds()``, plugins included), nothing for the plain network;
 family ``resnet`` (ImageNet, 18/34/50/101/152) or ``cifar_resnet`` (20/32/56/110).
+Names are derived from the kinds registered at the time of asking, so a plugin's kind gets
+its models as soon as it is registered.
 """
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from .cifar_resnet import CifarResNet
 from .errors import InvalidArgumentError, UnknownModelError
 from .layers.create import recalibration_arguments
+from .layers.kinds import NONE, canonical_kind, recalibration_kinds
 from .resnet import RESNET_LAYOUTS, Bottleneck, resnet
 
-KINDS = ("se", "ge", "srm", "cbam")
 CIFAR_DEPTHS = (20, 32, 56, 110)
+FAMILIES = {"resnet": tuple(RESNET_LAYOUTS), "cifar_resnet": CIFAR_DEPTHS}
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class ModelEntry:
     name: str
     family: str          # "resnet" or "cifar_resnet"
     depth: int
-    recalibration: str   # "none", "se", "ge", "srm", "cbam"
+    recalibration: str   # a registered kind; "none" for the plain network
 
     @property
     def default_num_classes(self) -> int:
@@ -37,28 +42,38 @@ class ModelEntry:
         return 224 if self.family == "resnet" else 32
 
 
-def _entries() -> dict[str, ModelEntry]:
+def model_name(kind: str, backbone: str) -> str:
+    """``srm`` + ``resnet50`` -> ``srm_resnet50``; the plain network (``none`` or ``baseline``) keeps
+    the backbone's name."""
+    return backbone if canonical_kind(kind) == NONE else f"{kind}_{backbone}"
+
+
+def backbones() -> list[str]:
+    """The plain networks' names, sorted."""
+    return sorted(f"{family}{depth}" for family, depths in FAMILIES.items() for depth in depths)
+
+
+def models() -> dict[str, ModelEntry]:
+    """Every model name for the kinds registered now."""
     entries = {}
-    for family, depths in (("resnet", tuple(RESNET_LAYOUTS)), ("cifar_resnet", CIFAR_DEPTHS)):
+    for family, depths in FAMILIES.items():
         for depth in depths:
-            for kind in ("none", *KINDS):
-                name = f"{family}{depth}" if kind == "none" else f"{kind}_{family}{depth}"
+            for kind in recalibration_kinds():
+                name = model_name(kind, f"{family}{depth}")
                 entries[name] = ModelEntry(name, family, depth, kind)
     return entries
 
 
-MODELS: dict[str, ModelEntry] = _entries()
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style ``pattern`` (all by default), sorted."""
-    return sorted(name for name in MODELS if fnmatch.fnmatchcase(name, pattern))
+    return sorted(name for name in models() if fnmatch.fnmatchcase(name, pattern))
 
 
 def get_entry(name: str) -> ModelEntry:
-    if name not in MODELS:
-        raise UnknownModelError(name, MODELS)
-    return MODELS[name]
+    known = models()
+    if name not in known:
+        raise UnknownModelError(name, known)
+    return known[name]
 
 
 def _uses_bottleneck(entry: ModelEntry, block: str) -> bool:
@@ -118,7 +133,7 @@ def create_model(name: str, num_classes: int | None = None, **kwargs: object) ->
         raise InvalidArgumentError(
             f"{name} does not take {', '.join(map(repr, unknown))}; valid keywords: "
             f"num_classes, {', '.join(valid_name for valid_name in valid if valid_name != 'num_classes')}")
-    common = {key: kwargs.pop(key) for key in ("input_size", "in_chans", "stride_in_1x1", "block")
+    common: dict[str, Any] = {key: kwargs.pop(key) for key in ("input_size", "in_chans", "stride_in_1x1", "block")
               if key in kwargs}
     if "in_chans" in common:
         _check_positive_int("in_chans", name, common["in_chans"])

@@ -14,9 +14,9 @@ from torch import nn
 
 from .layers.base import Recalibration
 from .layers.create import recalibration_builder
-from .layers.ge import as_pair
+from .shapes import as_pair
 
-RecalibrationBuilder = Callable[[int, tuple[int, int]], nn.Module]
+RecalibrationBuilder = Callable[[int, tuple[int, int]], Recalibration]
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -42,7 +42,7 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, in_channels: int, planes: int, stride: int, downsample: nn.Module | None,
-                 recalibration: nn.Module, stride_in_1x1: bool = False) -> None:
+                 recalibration: Recalibration, stride_in_1x1: bool = False) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -70,7 +70,7 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, in_channels: int, planes: int, stride: int, downsample: nn.Module | None,
-                 recalibration: nn.Module, stride_in_1x1: bool = False) -> None:
+                 recalibration: Recalibration, stride_in_1x1: bool = False) -> None:
         super().__init__()
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         out_channels = planes * self.expansion
@@ -145,7 +145,7 @@ class ResNet(nn.Module):
         block: :class:`BasicBlock` or :class:`Bottleneck`.
         layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for ResNet-50.
         num_classes: outputs of the classifier.
-        recalibration: ``none``, ``se``, ``ge``, ``srm`` or ``cbam``.
+        recalibration: a registered kind (``srm_models.recalibration_kinds()``), ``none`` for none.
         recalibration_kwargs: options of that module (``reduction``, ``pooling``, ...).
         input_size: height and width of the input images; GE-θ sizes its kernels from it.
         in_chans: channels of the input images.
@@ -167,7 +167,7 @@ class ResNet(nn.Module):
         size = downsampled(downsampled(self.input_size, 2), 2)
         in_channels = 64
         stages = []
-        for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+        for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
             stride = 1 if index == 0 else 2
             stage, in_channels, size = make_stage(block, in_channels, planes, blocks, stride, size,
                                                   build_recalibration, stride_in_1x1, projection)

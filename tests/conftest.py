@@ -6,10 +6,14 @@ needs neither Ray nor PostgreSQL.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.databases import fresh_database
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,6 +28,11 @@ def ray_address(tmp_path_factory):
     """One local Ray for the whole session; subprocesses reach it through RAY_ADDRESS."""
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Ray workers import the test plugins (tests/plugins) as a cluster's workers import a user's:
+    # from their Python path (docs/models.md, "Bring your own module").
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(REPO_ROOT) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, paths)])
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                  _temp_dir=str(tmp_path_factory.mktemp("ray")))
@@ -56,3 +65,15 @@ def srm_home(tmp_path, monkeypatch):
     monkeypatch.delenv("SRM_BENCH_DATABASE_URL", raising=False)
     monkeypatch.delenv("SRM_BENCH_DATA_DIR", raising=False)
     return home
+
+
+@pytest.fixture()
+def isolated_kinds(monkeypatch):
+    """Kinds registered during the test (a test plugin's) are gone afterwards, and its module
+    is imported afresh next time, so other tests see only the built-in kinds."""
+    from srm_models.layers import kinds
+
+    monkeypatch.setattr(kinds, "_KINDS", dict(kinds._KINDS))
+    yield
+    for name in [m for m in sys.modules if m.startswith("tests.plugins.")]:
+        del sys.modules[name]

@@ -12,25 +12,25 @@ import json
 import sys
 
 from .data import DatasetError
+from .overrides import parse_override
+from .plugins import PluginError, load_plugins
 from .protocols import ProtocolError
 from .spec import TrialSpec
 
 
 def _override(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"--set takes field=value, got {text!r}")
     try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value  # a bare word such as augment=crop
+        return parse_override(text, "--set")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers", description="Run one SRM Bench trial.")
     parser.add_argument("--dataset", default="textures")
     parser.add_argument("--backbone", default="cifar_resnet20")
-    parser.add_argument("--variant", default="srm", help="baseline, se, ge, srm or cbam")
+    parser.add_argument("--variant", default="srm", help="baseline or a recalibration kind (srm, se, ge, cbam, "
+                                                         "eca, gct, simam, or a plugin's)")
     parser.add_argument("--fold", type=int)
     parser.add_argument("--n-folds", type=int)
     parser.add_argument("--seed", type=int, default=0)
@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     parser.add_argument("--history", action="store_true", help="include per-epoch metrics")
     args = parser.parse_args(argv)
+    try:
+        load_plugins()
+    except PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from .trial import run_trial
 
     try:

@@ -4,7 +4,7 @@ Both yield normalised float batches on the training device, so the loop does not
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -77,17 +77,16 @@ class StreamingBatches:
         workers = protocol.num_workers
         options = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                        prefetch_factor=4 if workers else None)
+        self.train_options = dict(options, sampler=self.train_order, generator=torch.Generator().manual_seed(0))
         self.train_loader = DataLoader(ImageFiles(data.index.files, data.labels, v2.Compose(crop + flip)),
-                                       sampler=self.train_order, batch_size=protocol.batch_size,
-                                       generator=torch.Generator().manual_seed(0), **options)
+                                       batch_size=protocol.batch_size, **self.train_options)
         self.eval_loader = DataLoader(ImageFiles(data.index.files, data.labels,
                                                  v2.Compose([square(stored), v2.CenterCrop(size)])),
                                       sampler=self.eval_order, batch_size=protocol.batch_size * 2, **options)
 
     def train(self, order: torch.Tensor, batch_size: int, steps: int, epoch_seed: int) -> Iterator[Batch]:
         if batch_size != self.train_loader.batch_size:  # a training split smaller than the batch size
-            self.train_loader = DataLoader(self.train_loader.dataset, sampler=self.train_order,
-                                           batch_size=batch_size, num_workers=self.train_loader.num_workers)
+            self.train_loader = DataLoader(self.train_loader.dataset, batch_size=batch_size, **self.train_options)
         torch.manual_seed(epoch_seed)  # the transforms draw from the global RNG when there are no workers
         self.train_order.indices = order[:steps * batch_size].tolist()
         for images, labels in self.train_loader:

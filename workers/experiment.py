@@ -16,19 +16,21 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import ray
 from ray import tune
 
 from . import paths, ray_cluster, tracking
+from .checkpoint import CHECKPOINT_FILE
 from .protocols import get_protocol
+from .result import TrialResult
 from .spec import TrialSpec
 
 log = logging.getLogger(__name__)
-OnTrialComplete = Callable[[TrialSpec, "dict | None", "str | None"], None]
+OnTrialComplete = Callable[[TrialSpec, "TrialResult | None", "str | None"], None]
 OnTrialProgress = Callable[[TrialSpec, dict], None]
 PROGRESS_METRICS = (*tracking.EPOCH_METRICS, "epoch_time_s")
 
@@ -37,7 +39,7 @@ PROGRESS_METRICS = (*tracking.EPOCH_METRICS, "epoch_time_s")
 class TrialOutcome:
     spec: TrialSpec
     status: str                      # succeeded | failed | cancelled
-    result: dict | None = None
+    result: TrialResult | None = None
     error: str | None = None
     mlflow_run_id: str | None = None
     attempts: int = 1
@@ -63,7 +65,11 @@ def run_one(config: dict, specs: list[dict], data_dir: str | None, fault_injecti
 
     from .trial import run_trial
 
-    spec = TrialSpec.from_dict(specs[config["spec_index"]])
+    try:  # a plugin kind imports its plugin here; missing or changed code fails the trial, unretried
+        spec = TrialSpec.from_dict(specs[config["spec_index"]])
+    except ValueError as error:
+        tune.report({"failed": True, "error": f"{type(error).__name__}: {error}"})
+        return
     context = tune.get_context()
     cpus = context.get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
@@ -168,12 +174,12 @@ class _DriverCallback(tune.Callback):
         except Exception:
             log.exception("on_trial_progress raised for %s", spec.variant_label())
 
-    def record(self, index: int, status: str, result: dict | None = None, error: str | None = None,
+    def record(self, index: int, status: str, result: TrialResult | None = None, error: str | None = None,
                checkpoint_file: Path | None = None) -> TrialOutcome:
         """Keep the trial's outcome, close its MLflow run and hand it to the caller's callback."""
         spec, run_id = self.specs[index], self.run_ids.get(index)
         if result is not None:
-            result = {**result, "mlflow_run_id": run_id}
+            result = TrialResult(**result, mlflow_run_id=run_id)
         outcome = TrialOutcome(spec, status, result, error, run_id, self.attempts.get(index, 0))
         self.outcomes[index] = outcome
         if index in self.run_ids:
@@ -193,7 +199,7 @@ class _DriverCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         index, last = self._index(trial), trial.last_result or {}
         if last.get("final"):
-            checkpoint = Path(trial.checkpoint.path) / "last.pt" if trial.checkpoint is not None else None
+            checkpoint = Path(trial.checkpoint.path) / CHECKPOINT_FILE if trial.checkpoint is not None else None
             self.record(index, "succeeded", json.loads(last["result_json"]), checkpoint_file=checkpoint)
         elif last.get("failed"):
             self.record(index, "failed", error=last.get("error"))
@@ -318,7 +324,7 @@ def _outcomes(specs: list[TrialSpec], driver: _DriverCallback, grid) -> list[Tri
         elif metrics.get("failed") or result.error is not None:
             error = metrics.get("error") or str(result.error).strip().splitlines()[-1]
             outcomes[index] = TrialOutcome(specs[index], "failed", None, error)
-    for index, spec in enumerate(specs):
+    for index in range(len(specs)):
         if index not in outcomes:
             outcomes[index] = driver.cancelled(index)
     return [outcomes[i] for i in range(len(specs))]

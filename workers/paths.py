@@ -1,22 +1,22 @@
-"""Where SRM Bench keeps things on disk, resolved from the environment each time it is asked.
+"""Where SRM Bench keeps things on disk, resolved from the settings each time it is asked.
 
 Read per call (not at import) so tests and the service can point a process at another home.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from . import settings
 
 
 def home() -> Path:
     """``SRM_BENCH_HOME`` (default ``./.srm-bench``), as an absolute path."""
-    return Path(os.environ.get("SRM_BENCH_HOME") or ".srm-bench").expanduser().resolve()
+    return settings.current().home
 
 
 def data_dir() -> Path:
     """``SRM_BENCH_DATA_DIR`` (default ``$SRM_BENCH_HOME/data``): where dataset loaders look."""
-    configured = os.environ.get("SRM_BENCH_DATA_DIR")
-    return Path(configured).expanduser().resolve() if configured else home() / "data"
+    return settings.current().data_dir
 
 
 def checkpoints_dir() -> Path:

@@ -12,6 +12,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+# Which parameters skip weight decay (workers/optim.py says what each rule exempts).
+NO_WEIGHT_DECAY = ("none", "srm", "recalibration", "recalibration+norm+bias")
+
 
 class ProtocolError(ValueError):
     """Unknown protocol, unknown field, or a value that is not valid for its field."""
@@ -46,6 +49,7 @@ class Protocol:
     fold_seed: int = 0                 # StratifiedKFold seed: the same folds for every trial
     eval_datasets: tuple[str, ...] = ()  # also evaluate on these datasets' held-out split
     log_checkpoint: bool = True        # upload the final checkpoint to MLflow
+    no_weight_decay: str = "none"      # none | srm | recalibration | recalibration+norm+bias (workers/optim.py)
     hash: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -65,15 +69,16 @@ class Protocol:
         return self.image_size
 
 
+# The paper protocols: version 2 added no_weight_decay="srm", what the authors' script did.
 IMAGENET = Protocol(
-    name="imagenet", version=1, description="ImageNet: SGD bs256 lr0.1 /10 every 30 of 90 epochs, "
+    name="imagenet", version=2, description="ImageNet: SGD bs256 lr0.1 /10 every 30 of 90 epochs, "
     "random-resized crop 224 + flip, eval resize 256 centre 224",
     epochs=90, batch_size=256, lr=0.1, lr_milestones=(1 / 3, 2 / 3), image_size=224,
-    augment="random_resized_crop", padding=0, num_workers=8)
+    augment="random_resized_crop", padding=0, num_workers=8, no_weight_decay="srm")
 CIFAR = Protocol(
-    name="cifar", version=1, description="CIFAR: SGD bs128 lr0.2, /10 at 32k and 48k of 64k iterations, "
+    name="cifar", version=2, description="CIFAR: SGD bs128 lr0.2, /10 at 32k and 48k of 64k iterations, "
     "pad 4 + random crop 32 + flip", iterations=64_000, batch_size=128, lr=0.2,
-    lr_milestones=(0.5, 0.75), image_size=32, augment="crop", padding=4)
+    lr_milestones=(0.5, 0.75), image_size=32, augment="crop", padding=4, no_weight_decay="srm")
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
     IMAGENET,
     CIFAR,
@@ -87,7 +92,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
              image_size=16, augment="crop", padding=2, num_workers=0),
 ]}
 
-CHOICES = {"lr_schedule": ("step", "cosine", "constant"),
+CHOICES = {"lr_schedule": ("step", "cosine", "constant"), "no_weight_decay": NO_WEIGHT_DECAY,
            "augment": ("crop", "random_resized_crop", "none"),
            "in_memory": ("auto", "always", "never")}
 POSITIVE_INTS = {"batch_size", "image_size", "epochs", "iterations"}

@@ -15,6 +15,8 @@ import socket
 import time
 from pathlib import Path
 
+from . import settings
+
 AUTH_MODE = "RAY_AUTH_MODE"
 TOKEN = "RAY_AUTH_TOKEN"
 TOKEN_PATH = "RAY_AUTH_TOKEN_PATH"
@@ -29,7 +31,7 @@ class RayUnavailable(RuntimeError):
 def address() -> str | None:
     """RAY_ADDRESS: None for a local Ray started on demand (unset or "local"), "auto" for the one
     `ray start` ran on this machine, else the head's host:port."""
-    value = (os.environ.get("RAY_ADDRESS") or "").strip()
+    value = (settings.current().ray_address or "").strip()
     return None if value in ("", "local") else value
 
 

@@ -6,10 +6,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+import srm_models
+
+from .plugins import ensure_plugin
 from .protocols import get_protocol
 from .version import code_version
-
-VARIANT_KINDS = ("baseline", "se", "ge", "srm", "cbam")
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,20 @@ class TrialSpec:
     protocol: str = "quick"
     overrides: dict = field(default_factory=dict)
     job_id: str | None = None
+    plugin: dict | None = None  # a plugin kind's module, version, source hash (filled in when None)
 
     def __post_init__(self) -> None:
+        """Check the kind; a plugin kind's trial imports its plugin (on a Ray worker too) and records it."""
         if not isinstance(self.repeat, int) or self.repeat < 0:
             raise ValueError(f"repeat must be an integer >= 0; got {self.repeat!r}")
         kind = self.variant.get("kind") if isinstance(self.variant, dict) else None
-        if kind not in VARIANT_KINDS:
-            raise ValueError(f"variant must be a dict with 'kind' one of {', '.join(VARIANT_KINDS)}; "
-                             f"got {self.variant!r}")
+        if self.plugin is not None and isinstance(kind, str):
+            ensure_plugin(self.plugin, kind)
+        valid = srm_models.variant_kinds()
+        if kind not in valid:
+            raise ValueError(f"variant must be a dict with 'kind' one of {', '.join(valid)}; got {self.variant!r}")
+        if self.plugin is None:
+            object.__setattr__(self, "plugin", srm_models.provenance(srm_models.get_kind(kind).name))
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -61,8 +68,7 @@ class TrialSpec:
         return f"{self.variant['kind']}({inner})" if inner else self.variant["kind"]
 
     def model_name(self) -> str:
-        kind = self.variant["kind"]
-        return self.backbone if kind == "baseline" else f"{kind}_{self.backbone}"
+        return srm_models.model_name(self.variant["kind"], self.backbone)
 
     def content_hash(self, dataset_fingerprint: str) -> str:
         """Equal hashes mean equal results are expected: everything but the job id goes in.
@@ -75,6 +81,8 @@ class TrialSpec:
             "protocol_hash": get_protocol(self.protocol, self.overrides).hash,
             "code_version": code_version(),
         }
+        if self.plugin is not None:  # a changed plugin is another trial
+            payload["plugin"] = self.plugin
         if self.repeat:
             payload["repeat"] = self.repeat
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -9,22 +9,23 @@ file store is in maintenance mode in MLflow 3 and refuses to start.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from . import paths
+from . import paths, settings
+from .result import TrialResult
 from .spec import TrialSpec
 from .version import code_version
 
 EXPERIMENT_NAME = "srm-bench"
-PARENT_TAG = "mlflow.parentRunId"
+PARENT_TAG = MLFLOW_PARENT_RUN_ID
 KIND_TAG = "srm_bench.kind"  # job | trial | variant_summary
 SUMMARY_METRICS = ("top1", "top5", "loss", "params", "macs", "train_time_s", "images_per_s", "peak_memory_mb")
 MAX_PARAM_LENGTH = 6000
@@ -32,7 +33,7 @@ MAX_PARAM_LENGTH = 6000
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, else SQLite at $SRM_BENCH_HOME/mlflow.db."""
-    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    configured = settings.current().mlflow_tracking_uri
     if configured:
         return configured
     paths.home().mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,7 @@ def experiment_id(mlflow: MlflowClient, name: str = EXPERIMENT_NAME) -> str:
     if found is not None:
         return found.experiment_id
     location = None
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
+    if not settings.current().mlflow_tracking_uri:
         location = (paths.home() / "mlartifacts").as_uri()
     try:
         return mlflow.create_experiment(name, artifact_location=location)
@@ -143,7 +144,7 @@ def training_curve(history: list[dict], title: str):
     return figure
 
 
-def finish_trial_run(run_id: str, spec: TrialSpec, result: dict | None, error: str | None = None,
+def finish_trial_run(run_id: str, spec: TrialSpec, result: TrialResult | None, error: str | None = None,
                      checkpoint_file: str | Path | None = None, status: str | None = None) -> None:
     """Final metrics, hashes, the curve plot and (unless opted out) the checkpoint; then close the run."""
     mlflow = client()
@@ -154,7 +155,8 @@ def finish_trial_run(run_id: str, spec: TrialSpec, result: dict | None, error: s
     _log_params(mlflow, run_id, {"dataset_fingerprint": result["dataset_fingerprint"],
                                  "split_hash": result["split_hash"], "split": result["split"],
                                  "protocol_hash": result["protocol_hash"],
-                                 "content_hash": result["content_hash"], "device": result["device"]})
+                                 "content_hash": result["content_hash"], "device": result["device"],
+                                 **({"param_groups": result["param_groups"]} if result.get("param_groups") else {})})
     final = {k: result[k] for k in SUMMARY_METRICS if result.get(k) is not None}
     final.update({f"group_top1.{g}": v for g, v in (result.get("group_top1") or {}).items()})
     for name, extra in (result.get("extra_evals") or {}).items():
@@ -169,7 +171,7 @@ def finish_trial_run(run_id: str, spec: TrialSpec, result: dict | None, error: s
     mlflow.set_terminated(run_id, status=status or "FINISHED")
 
 
-def log_trial(parent_run_id: str, spec: TrialSpec, result: dict, checkpoint_file=None) -> str:
+def log_trial(parent_run_id: str, spec: TrialSpec, result: TrialResult, checkpoint_file=None) -> str:
     """Record an already finished trial (run outside Ray) in one go; returns its run id."""
     run_id = start_trial_run(parent_run_id, spec, result.get("protocol"))
     for metrics in result.get("history", []):
@@ -178,7 +180,7 @@ def log_trial(parent_run_id: str, spec: TrialSpec, result: dict, checkpoint_file
     return run_id
 
 
-def _pairs(outcomes_or_results: Iterable) -> list[tuple[TrialSpec, dict]]:
+def _pairs(outcomes_or_results: Iterable) -> list[tuple[TrialSpec, TrialResult]]:
     """(spec, result) of succeeded trials from TrialOutcomes, (spec, result) pairs or dicts."""
     pairs = []
     for item in outcomes_or_results:

@@ -13,8 +13,8 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,11 +23,13 @@ from torch.nn import functional as F
 
 from . import paths
 from .batches import InMemoryBatches, StreamingBatches
-from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from .checkpoint import CHECKPOINT_FILE, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .data import DatasetError, LoadedDataset, load_dataset
 from .data.augment import DeviceAugment, label_safe
 from .folds import Split, make_split
+from .optim import describe_groups, parameter_groups
 from .protocols import Protocol, get_protocol
+from .result import TrialResult
 from .spec import TrialSpec
 from .version import code_version
 
@@ -50,7 +52,8 @@ def count_complexity(model: nn.Module, image_size: int) -> tuple[int, int]:
 
 
 def make_optimizer(model: nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+    groups = parameter_groups(model, protocol.weight_decay, protocol.no_weight_decay)
+    return torch.optim.SGD(groups, lr=protocol.lr, momentum=protocol.momentum,
                            weight_decay=protocol.weight_decay, nesterov=protocol.nesterov)
 
 
@@ -110,12 +113,12 @@ def evaluate(model: nn.Module, batches, indices: np.ndarray, batch_size: int, nu
               "top5": 100.0 * top5 / max(seen, 1), "num_samples": seen}
     if group_names:
         result["group_top1"] = {name: 100.0 * c / t for name, c, t in
-                                zip(group_names, group_correct, group_total) if t}
+                                zip(group_names, group_correct, group_total, strict=True) if t}
     return result
 
 
 def train_epoch(model: nn.Module, optimizer, scheduler, batches, autocast, label_smoothing: float,
-                bar: "Progress") -> tuple[float, float, int, float]:
+                bar: Progress) -> tuple[float, float, int, float]:
     """One pass over ``batches``, the scheduler stepped per iteration.
 
     Returns (mean loss, accuracy in percent, images seen, seconds). Losses and hits are summed
@@ -207,7 +210,7 @@ def _maybe_crash(fault_injection: dict | None, epochs_done: int) -> None:
 
 
 def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, report: ReportFn | None = None,
-              device=None, progress: bool | None = None, fault_injection: dict | None = None) -> dict:
+              device=None, progress: bool | None = None, fault_injection: dict | None = None) -> TrialResult:
     """Train and evaluate one trial; resume from ``checkpoint_dir`` when it holds a checkpoint.
 
     Raises DatasetError / ProtocolError / ValueError for a spec that cannot run (not retried),
@@ -247,7 +250,8 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
     history, train_time, start_epoch = [], 0.0, 0
     state = load_checkpoint(checkpoint_dir)
     if state is not None:
-        if state["protocol_hash"] != protocol.hash or {**state["spec"], "job_id": None} != {**spec.to_dict(), "job_id": None}:
+        same_spec = {**state["spec"], "job_id": None} == {**spec.to_dict(), "job_id": None}
+        if state["protocol_hash"] != protocol.hash or not same_spec:
             raise ValueError(f"the checkpoint in {checkpoint_dir} belongs to another trial "
                              f"({state['spec']}); use an empty checkpoint dir for this one")
         model.load_state_dict(state["model"])
@@ -256,7 +260,7 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
         restore_rng_state(state["rng"], device)
         history, train_time, start_epoch = state["history"], state["train_time_s"], state["epoch"]
     resumed_from = start_epoch
-    checkpoint_path = checkpoint_dir / "last.pt" if state is not None else None
+    checkpoint_path = checkpoint_dir / CHECKPOINT_FILE if state is not None else None
     if on_cuda:
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -296,10 +300,11 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
     final = evaluate(model, batches, split.held_out, batch_size * 2, data.num_classes, autocast,
                      data.index.group_ids, data.index.group_names)
     trained_images = sum(h["images_per_s"] * h["epoch_time_s"] for h in history)
-    return {
+    result: TrialResult = {
         "top1": final["top1"], "top5": final["top5"], "loss": final["loss"],
         "group_top1": final.get("group_top1"),
         "params": params, "macs": macs, "train_time_s": train_time,
+        "param_groups": describe_groups(optimizer),
         "images_per_s": trained_images / train_time if train_time else 0.0,
         "peak_memory_mb": peak_memory_mb(device), "device": describe_device(device),
         "epochs": epochs, "iterations": total_steps, "batch_size": batch_size,
@@ -311,3 +316,4 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
         "extra_evals": _extra_evaluations(model, spec, protocol, data, data_dir, device, autocast),
         "checkpoint_path": str(checkpoint_path) if checkpoint_path else None,
     }
+    return result

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from service import db, settings
 from service.api import catalog, errors, jobs, plots, studies
 from srm_models import __version__
+from workers.plugins import load_plugins
 
 log = logging.getLogger("srm_bench.api")
 
@@ -42,6 +43,7 @@ def dispatcher_thread(sessions) -> Iterator[None]:
 def create_app(database_url: str | None = None, with_dispatcher: bool = False) -> FastAPI:
     """An app bound to one database; `with_dispatcher` also runs queued jobs in a background thread."""
     url = database_url or settings.database_url()
+    load_plugins()  # a broken plugin stops the start here, naming itself, not a client's request later
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -50,7 +52,7 @@ def create_app(database_url: str | None = None, with_dispatcher: bool = False) -
             yield
 
     app = FastAPI(title="SRM Bench", version=__version__, lifespan=lifespan,
-                  description="Benchmark channel-recalibration modules (SRM, SE, GE, CBAM) with "
+                  description="Benchmark channel-recalibration modules (SRM, SE, GE and more, or your own) with "
                               "cross-validated jobs run on Ray.")
     app.state.sessions = db.session_factory(url)
     errors.install(app)

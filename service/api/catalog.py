@@ -15,12 +15,10 @@ def list_presets() -> list[dict]:
     return presets.list_presets()
 
 
-@router.get("/models", summary="Model names; a backbone plus a variant picks one")
+@router.get("/models", summary="Model names and recalibration kinds (plugins included); a backbone plus a "
+                               "variant picks a model")
 def list_models() -> dict:
-    names = catalog.models()
-    prefixes = ("se_", "ge_", "srm_", "cbam_")
-    return {"backbones": [n for n in names if not n.startswith(prefixes)], "models": names,
-            "variants": ["baseline", "se", "ge", "srm", "cbam"]}
+    return catalog.models()
 
 
 @router.get("/datasets", summary="Datasets, the data each needs and whether it is present")

@@ -1,52 +1,28 @@
-"""The factory that turns a recalibration kind ("none", "se", "ge", "srm", "cbam") into a module."""
+"""The factory that turns a registered recalibration kind into a module (see ``kinds.py``)."""
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
 
-from torch import nn
-
 from ..errors import InvalidArgumentError
-from .base import NoRecalibration
-from .cbam import CBAM
-from .ge import GE
-from .se import SE
-from .srm import SRM
-
-RECALIBRATIONS: dict[str, type[nn.Module]] = {
-    "none": NoRecalibration,
-    "se": SE,
-    "ge": GE,
-    "srm": SRM,
-    "cbam": CBAM,
-}
+from .base import Recalibration
+from .kinds import get_kind, recalibration_kinds
 
 # Keywords a backbone supplies itself; a user of create_model does not pass them.
 BACKBONE_SUPPLIED = ("channels", "feature_size")
 
 
-def _check_kind(kind: str) -> type[nn.Module]:
-    if kind not in RECALIBRATIONS:
-        raise InvalidArgumentError(
-            f"unknown recalibration kind {kind!r}; valid kinds: {', '.join(RECALIBRATIONS)}")
-    return RECALIBRATIONS[kind]
-
-
 def recalibration_arguments(kind: str) -> dict[str, object]:
     """The keywords a kind accepts beyond ``channels`` and ``feature_size``, with their defaults."""
-    cls = _check_kind(kind)
-    if cls is NoRecalibration:
-        return {}
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(get_kind(kind).cls.__init__).parameters
     return {name: p.default for name, p in params.items()
             if name != "self" and name not in BACKBONE_SUPPLIED
             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def needs_feature_size(kind: str) -> bool:
-    """Whether the module's parameters depend on the spatial size of its input (GE-θ does)."""
-    cls = _check_kind(kind)
-    return "feature_size" in inspect.signature(cls.__init__).parameters
+    """Whether the module's parameters depend on the spatial size of its input (GE-θ's do)."""
+    return get_kind(kind).needs_feature_size
 
 
 def check_recalibration_kwargs(kind: str, kwargs: dict[str, object], where: str = "") -> None:
@@ -60,33 +36,35 @@ def check_recalibration_kwargs(kind: str, kwargs: dict[str, object], where: str 
             f"the {kind!r} recalibration takes: {listing}")
 
 
-def create_recalibration(kind: str, channels: int, **kwargs: object) -> nn.Module:
+def create_recalibration(kind: str, channels: int, **kwargs: object) -> Recalibration:
     """Build one recalibration module for a feature map with ``channels`` channels.
 
-    ``kind`` is one of ``none``, ``se``, ``ge``, ``srm``, ``cbam``. GE-θ also needs
-    ``feature_size`` (the height and width of the map it gates). Other keywords go to the
-    module (``reduction`` for SE/CBAM, ``pooling``/``integration``/``unbiased_std`` for SRM);
-    unknown keywords and bad values raise :class:`InvalidArgumentError`.
+    ``kind`` is a registered kind (``srm_models.recalibration_kinds()``). Kinds registered with
+    ``needs_feature_size`` (GE-θ) also need ``feature_size``, the height and width of the map
+    they gate. Other keywords go to the module (``reduction`` for SE/CBAM, ``pooling`` for
+    SRM, ...); unknown keywords and bad values raise :class:`InvalidArgumentError`.
     """
-    cls = _check_kind(kind)
+    registered = get_kind(kind)
     if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
         raise InvalidArgumentError(f"channels={channels!r} is not valid; give a positive int")
     feature_size = kwargs.pop("feature_size", None)
     check_recalibration_kwargs(kind, kwargs)
-    if needs_feature_size(kind):
+    if registered.needs_feature_size:
         if feature_size is None:
             raise InvalidArgumentError(
                 f"the {kind!r} recalibration needs feature_size (height and width of its input map)")
         kwargs["feature_size"] = feature_size
-    elif feature_size is not None and cls is not NoRecalibration:
-        raise InvalidArgumentError(f"the {kind!r} recalibration does not take feature_size; only 'ge' does")
+    elif feature_size is not None:
+        sized = [name for name, k in recalibration_kinds().items() if k.needs_feature_size]
+        raise InvalidArgumentError(f"the {kind!r} recalibration does not take feature_size; only "
+                                   f"{', '.join(map(repr, sized))} take it")
     try:
-        return cls(channels, **kwargs)
+        return registered.cls(channels, **kwargs)
     except (ValueError, TypeError) as err:
         raise InvalidArgumentError(f"bad argument for the {kind!r} recalibration: {err}") from err
 
 
-def recalibration_builder(kind: str, **kwargs: object) -> Callable[[int, tuple[int, int]], nn.Module]:
+def recalibration_builder(kind: str, **kwargs: object) -> Callable[[int, tuple[int, int]], Recalibration]:
     """A ``(channels, feature_size) -> module`` callable for backbones; checks keywords now.
 
     Backbones know each block's channels and map size; the user knows only the kind and its
@@ -95,7 +73,7 @@ def recalibration_builder(kind: str, **kwargs: object) -> Callable[[int, tuple[i
     check_recalibration_kwargs(kind, kwargs)
     pass_size = needs_feature_size(kind)
 
-    def build(channels: int, feature_size: tuple[int, int]) -> nn.Module:
+    def build(channels: int, feature_size: tuple[int, int]) -> Recalibration:
         extra = {"feature_size": feature_size} if pass_size else {}
         return create_recalibration(kind, channels, **kwargs, **extra)
 

@@ -35,7 +35,8 @@ class Server:
         self.home, self.port = home, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "SRM_BENCH_HOME": str(home), "SRM_BENCH_DATABASE_URL": database_url,
-                    "RAY_ADDRESS": ray_address, "SRM_BENCH_API_TOKEN": TOKEN, "SRM_BENCH_LEASE_S": "3", "SRM_BENCH_POLL_S": "0.5",
+                    "RAY_ADDRESS": ray_address, "SRM_BENCH_API_TOKEN": TOKEN, "SRM_BENCH_LEASE_S": "3",
+                    "SRM_BENCH_POLL_S": "0.5",
                     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
         # MLflow's default store under the home (workers put its artifacts there too, not in ./mlruns).
         self.env.pop("MLFLOW_TRACKING_URI", None)

@@ -30,7 +30,7 @@ RAY = str(Path(sys.executable).parent / "ray")
 TINY_JOB = {"dataset": "textures[n_per_class=8,image_size=16]", "backbone": "cifar_resnet20",
             "variants": ["baseline", "srm"], "folds": 2, "protocol": "quick",
             "overrides": {"iterations": 2, "image_size": 16}}
-NODE_COUNT = f"""
+NODE_COUNT = """
 import json, os
 from ray._raylet import GcsClient
 from workers import ray_cluster

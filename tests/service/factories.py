@@ -5,7 +5,6 @@ import uuid
 
 from service.models import Job, Trial, utcnow
 
-
 NUM_TRAIN, NUM_EVAL = 400, 100  # a 5-fold split of 500 images: n_test/n_train = 1/4
 
 

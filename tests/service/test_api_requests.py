@@ -46,6 +46,16 @@ def test_default_variants_are_baseline_se_ge_srm(client):
     assert list(dict.fromkeys(variants)) == ["baseline", "se", "ge", "srm"]
 
 
+def test_every_registered_kind_is_a_variant(client):
+    variants = ["baseline", "eca", {"kind": "gct", "eps": 0.001}, "simam", "cbam"]
+    body = client.post("/v1/jobs", json=SPEC | {"variants": variants})
+    assert body.status_code == 201, body.text
+    labels = {t["variant"] for t in client.get(f"/v1/jobs/{body.json()['id']}").json()["trials"]}
+    assert labels == {"baseline", "eca", "gct(eps=0.001)", "simam", "cbam"}
+    bad = client.post("/v1/jobs", json=SPEC | {"variants": [{"kind": "eca", "kernel_size": 4}]})
+    assert "kernel_size=4 is not valid" in _error(bad, "variants.0")
+
+
 def test_ablation_variants_get_their_own_labels(client):
     variants = ["baseline", {"kind": "srm", "pooling": "avg+max"}, {"kind": "srm", "integration": "mlp"}]
     body = client.post("/v1/jobs", json=SPEC | {"variants": variants}).json()
@@ -64,7 +74,8 @@ def test_ablation_variants_get_their_own_labels(client):
     ({"protocol": "fast"}, "protocol", "valid protocols: cifar"),
     ({"overrides": {"epochz": 2}}, "overrides.epochz", "unknown protocol field 'epochz'"),
     ({"variants": [{"kind": "srm", "pooling": "median"}]}, "variants.0", "pooling"),
-    ({"variants": ["baseline", "mystery"]}, "variants.1.kind", "'baseline', 'se', 'ge', 'srm' or 'cbam'"),
+    ({"variants": ["baseline", "mystery"]}, "variants.1.kind",
+     "unknown kind 'mystery'; valid kinds: baseline, se, ge, srm, cbam, eca, gct, simam"),
     ({"variants": ["srm", "srm"]}, "variants.1", "listed twice"),
     ({"folds": None}, "folds", "no official split"),
     ({"seeds": [1, 1]}, "seeds", "distinct"),
@@ -173,6 +184,13 @@ def test_catalog_endpoints(client):
         "baseline", "avg", "std", "max", "avg+max", "avg+std"]
     models = client.get("/v1/models").json()
     assert "cifar_resnet20" in models["backbones"] and "srm_resnet50" in models["models"]
+    assert not any(name.startswith(("srm_", "eca_", "gct_", "simam_")) for name in models["backbones"])
+    assert {"eca_resnet50", "gct_cifar_resnet56", "simam_resnet18"} <= set(models["models"])
+    assert models["variants"][0] == "baseline" and {"eca", "gct", "simam"} <= set(models["variants"])
+    kinds = {k["name"]: k for k in models["kinds"]}
+    assert kinds["ge"]["needs_feature_size"] and not kinds["eca"]["needs_feature_size"]
+    assert kinds["eca"]["options"] == {"kernel_size": None, "gamma": 2, "b": 1}
+    assert kinds["simam"]["options"] == {"e_lambda": 1e-4} and kinds["srm"]["plugin"] is None
     datasets = {d["name"]: d for d in client.get("/v1/datasets").json()}
     assert datasets["textures"]["present"] is True and datasets["cifar10"]["present"] is False
     assert datasets["cifar10"]["needs"]

@@ -15,7 +15,7 @@ UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
     (["status", "abc", "--url", UNREACHABLE], "cannot reach"),
     (["results", "abc", "--url", UNREACHABLE], "cannot reach"),
     (["results", "abc", "--format", "pdf"], "--format 'pdf' is not valid"),
-    (["submit", "--override", "epochs", "--url", UNREACHABLE], "should look like key=value"),
+    (["submit", "--override", "epochs", "--url", UNREACHABLE], "takes field=value"),
     (["submit", "/no/such/spec.yaml"], "No such file"),
 ])
 def test_errors_are_one_line_without_traceback(args, message):

@@ -113,7 +113,8 @@ def test_a_job_on_ray_reports_progress_and_mlflow_run_ids_into_sql(sessions, srm
     at_first_start = dispatcher.snapshots[0]
     assert at_first_start[first.id][:3] == ("running", 0.0, 0) and at_first_start[second.id][0] == "queued"
     assert any(s[first.id][:3] == ("running", 0.5, 1) for s in dispatcher.snapshots)
-    runs = MlflowClient(tracking.tracking_uri()).search_runs([job.mlflow_experiment_id], filter_string=f"tags.job_id = '{job_id}'")
+    runs = MlflowClient(tracking.tracking_uri()).search_runs([job.mlflow_experiment_id],
+                                                             filter_string=f"tags.job_id = '{job_id}'")
     trial_runs = {r.info.run_id for r in runs if r.data.tags.get("srm_bench.kind") == "trial"}
     assert trial_runs == {t.mlflow_run_id for t in trials} and len(trial_runs) == 2
     assert all(s[first.id][3] == first.mlflow_run_id for s in dispatcher.snapshots)  # known from its start on

@@ -28,7 +28,7 @@ def test_describe_of_one_value_has_no_spread():
 
 def test_exact_wilcoxon_on_five_pairs_cannot_go_below_0_0625():
     baseline = [0.60, 0.61, 0.62, 0.63, 0.64]
-    better = [b + gain for b, gain in zip(baseline, [0.05, 0.06, 0.07, 0.08, 0.09])]
+    better = [b + gain for b, gain in zip(baseline, [0.05, 0.06, 0.07, 0.08, 0.09], strict=True)]
     result = paired_comparison(baseline, better)
     assert result["wilcoxon_pvalue"] == pytest.approx(0.0625)
     assert result["min_wilcoxon_pvalue"] == pytest.approx(0.0625)

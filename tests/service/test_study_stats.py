@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from service.study_stats import (average_ranks, cd_diagram_png, compare_over_datasets, critical_difference,
-                                 groups_from_pvalues, nemenyi_q)
+from service.study_stats import (
+    average_ranks,
+    cd_diagram_png,
+    compare_over_datasets,
+    critical_difference,
+    groups_from_pvalues,
+    nemenyi_q,
+)
 
 VARIANTS = ["baseline", "se", "ge", "srm"]
 # 6 datasets x 4 variants of mean top-1 (one tie on the last dataset)

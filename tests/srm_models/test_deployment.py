@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from srm_models import create_model
+from srm_models import create_model, recalibration_kinds
 
-KINDS = ("none", "se", "ge", "srm", "cbam")
+KINDS = tuple(recalibration_kinds())  # every registered kind, the new ones included
 
 
 def small_model(kind: str) -> torch.nn.Module:

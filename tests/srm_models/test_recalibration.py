@@ -80,13 +80,13 @@ def test_factory_passes_options():
 
 
 @pytest.mark.parametrize("kind, kwargs, message", [
-    ("sk", {}, "unknown recalibration kind 'sk'; valid kinds: none, se, ge, srm, cbam"),
+    ("sk", {}, "unknown recalibration kind 'sk'; valid kinds: none, se, ge, srm, cbam, eca, gct, simam"),
     ("se", {"pooling": "avg"}, "does not take 'pooling'.*takes: reduction"),
     ("srm", {"pooling": "median"}, "pooling='median' is not valid; choose one of"),
     ("srm", {"integration": "gru"}, "integration='gru' is not valid"),
     ("ge", {}, "needs feature_size"),
     ("ge", {"feature_size": (0, 3)}, "feature_size=.* is not valid"),
-    ("se", {"feature_size": 4}, "does not take feature_size; only 'ge' does"),
+    ("se", {"feature_size": 4}, "does not take feature_size; only 'ge' take it"),
     ("se", {"reduction": 0}, "reduction=0 is not valid"),
     ("none", {"reduction": 4}, "takes: none"),
 ])

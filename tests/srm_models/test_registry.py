@@ -10,7 +10,7 @@ from srm_models.resnet import Bottleneck
 
 def test_names_are_exactly_the_documented_ones():
     expected = set()
-    for kind in ("", "se_", "ge_", "srm_", "cbam_"):
+    for kind in ("", "se_", "ge_", "srm_", "cbam_", "eca_", "gct_", "simam_"):
         expected |= {f"{kind}resnet{d}" for d in (18, 34, 50, 101, 152)}
         expected |= {f"{kind}cifar_resnet{d}" for d in (20, 32, 56, 110)}
     assert set(list_models()) == expected

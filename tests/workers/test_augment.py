@@ -11,7 +11,7 @@ def test_random_crop_takes_windows_of_the_padded_image():
     crops = random_crop(images, 8, padding=2, generator=torch.Generator().manual_seed(0))
     padded = torch.nn.functional.pad(images, (2,) * 4)
     for i in range(2):
-        windows = [padded[i, :, t:t + 8, l:l + 8] for t in range(5) for l in range(5)]
+        windows = [padded[i, :, top:top + 8, left:left + 8] for top in range(5) for left in range(5)]
         assert any(torch.equal(crops[i], w) for w in windows)
     again = random_crop(images, 8, padding=2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(crops, again)
@@ -22,7 +22,7 @@ def test_flip_mirrors_some_and_keeps_others():
     flipped = random_flip(images, torch.Generator().manual_seed(1))
     mirrored = [torch.equal(flipped[i], images[i].flip(-1)) for i in range(64)]
     kept = [torch.equal(flipped[i], images[i]) for i in range(64)]
-    assert all(m or k for m, k in zip(mirrored, kept)) and 10 < sum(mirrored) < 54
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True)) and 10 < sum(mirrored) < 54
 
 
 def test_random_resized_crop_and_center_crop_shapes():

@@ -31,7 +31,8 @@ def test_four_variants_by_five_folds_with_mlflow_runs_under_the_parent(tmp_path,
                               on_trial_progress=lambda spec, update: progress.append((spec, update)))
     assert [o.status for o in outcomes] == ["succeeded"] * 20, [o.error for o in outcomes]
     assert [o.spec for o in outcomes] == specs
-    assert sorted((s.variant_label(), s.fold) for s, _, _ in completed) == sorted((s.variant_label(), s.fold) for s in specs)
+    assert sorted((s.variant_label(), s.fold) for s, _, _ in completed) == sorted(
+        (s.variant_label(), s.fold) for s in specs)
     assert all(error is None for _, _, error in completed)
     run_ids = {(o.spec.variant_label(), o.spec.fold): o.mlflow_run_id for o in outcomes}
     assert all(result["mlflow_run_id"] == run_ids[(s.variant_label(), s.fold)] for s, result, _ in completed)
@@ -45,7 +46,8 @@ def test_four_variants_by_five_folds_with_mlflow_runs_under_the_parent(tmp_path,
     for outcome in outcomes:
         run = client.get_run(outcome.mlflow_run_id)
         assert run.data.tags[tracking.PARENT_TAG] == parent and run.info.status == "FINISHED"
-        assert (run.data.tags["variant"], run.data.tags["fold"]) == (outcome.spec.variant_label(), str(outcome.spec.fold))
+        assert (run.data.tags["variant"], run.data.tags["fold"]) == (outcome.spec.variant_label(),
+                                                                     str(outcome.spec.fold))
         assert run.data.metrics["top1"] == pytest.approx(outcome.result["top1"])
     summaries = tracking.log_variant_summaries(parent, outcomes)
     assert set(summaries) == set(VARIANTS)
@@ -60,7 +62,8 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path):
     starts = []
     outcomes = run_experiment("job-crash", [spec, spec], data_dir=tmp_path, storage_dir=tmp_path / "ray",
                               max_failures=1, fault_injection={"crash_after_epoch": 1, "marker": str(marker)},
-                              on_trial_progress=lambda s, update: starts.append(update) if not update["metrics"] else None)
+                              on_trial_progress=lambda s, update: (
+                                  starts.append(update) if not update["metrics"] else None))
     assert marker.is_file()
     # the retry is announced as going on from its checkpoint's epoch, not from 0
     assert sorted((u["attempt"], u["epoch"]) for u in starts) == [(1, 0), (1, 0), (2, 1)]
@@ -81,7 +84,8 @@ def test_a_corrupt_image_fails_its_trial_while_the_others_finish(tmp_path):
              tiny_spec("se", epochs=1)]
     completed = {}
     outcomes = run_experiment("job-corrupt", specs, data_dir=data_dir, storage_dir=tmp_path / "ray",
-                              on_trial_complete=lambda spec, result, error: completed.update({spec.dataset + spec.variant_label(): error}))
+                              on_trial_complete=lambda spec, result, error: completed.update(
+                                  {spec.dataset + spec.variant_label(): error}))
     assert [o.status for o in outcomes] == ["succeeded", "failed", "succeeded"]
     assert "DatasetError" in outcomes[1].error and files[3].name in outcomes[1].error
     assert outcomes[1].attempts == 1  # bad data is not retried

@@ -47,7 +47,7 @@ def test_repeat_zero_keeps_the_hash_of_specs_made_before_repeats_existed():
 
 
 def test_bad_variant_and_unknown_fields():
-    with pytest.raises(ValueError, match="'kind' one of baseline, se, ge, srm, cbam"):
-        tiny_spec("eca")
+    with pytest.raises(ValueError, match="'kind' one of baseline, se, ge, srm, cbam, eca, gct, simam"):
+        tiny_spec("mystery")
     with pytest.raises(ValueError, match="unknown TrialSpec fields \\['colour'\\]"):
         TrialSpec.from_dict({**tiny_spec().to_dict(), "colour": 1})

@@ -21,6 +21,13 @@ def finished_trial(tmp_path_factory):
     return spec, run_trial(spec, data_dir=folder, checkpoint_dir=folder / "ckpt")
 
 
+def result_model_parameters(spec):
+    """The trial's model's parameter tensors, built independently of the trial."""
+    from srm_models import create_model
+
+    return create_model(spec.model_name(), num_classes=8, input_size=16).parameters()
+
+
 def test_tracking_uri_defaults_to_sqlite_under_home(srm_home, monkeypatch):
     assert tracking.tracking_uri() == f"sqlite:///{srm_home / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
@@ -43,6 +50,10 @@ def test_trial_run_is_nested_under_its_job_with_everything_recorded(mlflow_home,
     assert params["dataset_fingerprint"] == result["dataset_fingerprint"]
     assert params["split_hash"] == result["split_hash"] and params["code_version"]
     assert params["spec.variant.kind"] == "srm" and params["protocol.lr"] == "0.05"
+    assert params["protocol.no_weight_decay"] == "none"
+    assert {k: v for k, v in params.items() if k.startswith("param_groups.")} == {
+        "param_groups.decay.weight_decay": "0.0005", "param_groups.decay.tensors": str(len(list(
+            result_model_parameters(spec)))), "param_groups.decay.params": str(result["params"])}
     assert run.data.metrics["top1"] == pytest.approx(result["top1"])
     curve = client.get_metric_history(run_id, "val_top1")
     assert [m.step for m in curve] == [1]

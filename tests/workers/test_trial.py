@@ -9,6 +9,7 @@ from tests.workers.specs import tiny_spec
 from workers.checkpoint import load_checkpoint
 from workers.data import DatasetError, describe_dataset, index_dataset
 from workers.folds import make_split
+from workers.result import REPORTED_KEYS
 from workers.trial import run_trial
 
 
@@ -33,6 +34,19 @@ def test_result_fields(tmp_path):
     assert [h["epoch"] for h in result["history"]] == [1, 2]
     assert {"train_loss", "train_acc", "val_top1", "val_top5", "lr", "images_per_s"} <= set(result["history"][0])
     assert result["content_hash"] == spec.content_hash(result["dataset_fingerprint"])
+    assert set(result) == REPORTED_KEYS | {"checkpoint_path"}  # workers/result.py declares exactly these
+    # quick protocol: no_weight_decay "none", one group with every tensor: stem conv+BN 3, 9 bottlenecks x
+    # (3 convs + 3 BNs) 81, 3 projections x 3 = 9, fc 2, and 9 SRMs x (CFC + BN weight and bias) 27
+    tensors = 3 + 9 * 9 + 3 * 3 + 2 + 9 * 3
+    assert result["param_groups"] == {"decay": {"weight_decay": 5e-4, "tensors": tensors, "params": result["params"]}}
+
+
+def test_the_folds_do_not_depend_on_the_trial_seed(tmp_path):
+    """Paired tests compare variants on the same held-out samples: fold i is one set for every seed."""
+    spec = tiny_spec("baseline", fold=1, seed=3, epochs=1)
+    result = run_trial(spec, data_dir=tmp_path, checkpoint_dir=None)
+    index, _ = index_dataset(spec.dataset)
+    assert result["split_hash"] == make_split(index, 5, 1, seed=0).hash != make_split(index, 5, 1, seed=3).hash
 
 
 def test_an_iteration_budget_reports_its_epoch_count_with_every_epoch(tmp_path):

@@ -1,13 +1,13 @@
 """Decoding image files: into one in-memory uint8 tensor, or streamed by DataLoader workers."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .base import DatasetError
