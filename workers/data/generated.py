@@ -200,8 +200,9 @@ def stylized_shapes_with_masks(n_per_class: int, image_size: int, num_classes: i
                                seed: int) -> tuple[DatasetIndex, np.ndarray, np.ndarray]:
     """Shapes whose fill and background are independent random textures.
 
-    The fill is brighter than the background, by 0.18 to 0.42; ``difficulty`` scales their textures (random tint, contrast and gratings), the nuisance,
-    from flat colours at 0 to full strength at 100. The masks come back too, for checks of
+    The fill is brighter than the background, by 0.18 to 0.42; ``difficulty`` scales their
+    textures (random tint, contrast and gratings), the nuisance, from flat colours at 0 to full
+    strength at 100. The masks come back too, for checks of
     the class definition.
     """
     _check_options("stylized_shapes", num_classes, len(SHAPES), difficulty)
