@@ -55,7 +55,7 @@ def test_recorded_gates_are_the_modules_gates(kind):
     images = torch.randn(6, 3, 16, 16)
     inputs = {}
     module = gated_blocks(model)["conv3_2"]
-    handle = module.register_forward_pre_hook(lambda m, args: inputs.setdefault("x", args[0].clone()))
+    handle = module.register_forward_pre_hook(lambda m, args: inputs.update(x=args[0].clone()))
     with torch.no_grad(), record_gates(model) as recorded:
         logits = model(images)
     handle.remove()
@@ -108,7 +108,7 @@ def test_gate_order_zeroes_the_lowest_gated_channels():
     seen = {}
     with torch.no_grad(), record_gates(model, ["conv4_3"]) as recorded, prune_stage(model, 4, 0.25):
         # registered after the pruning hook, so it sees the pruned output
-        handle = module.register_forward_hook(lambda m, i, out: seen.setdefault("out", out.clone()))
+        handle = module.register_forward_hook(lambda m, i, out: seen.update(out=out.clone()))
         model(torch.randn(3, 3, 16, 16))
     handle.remove()
     gate, out = recorded["conv4_3"][0], seen["out"]
