@@ -143,13 +143,14 @@ def training_curve(history: list[dict], title: str):
 
 
 def finish_trial_run(run_id: str, spec: TrialSpec, result: dict | None, error: str | None = None,
-                     checkpoint_file: str | Path | None = None, status: str | None = None) -> None:
-    """Final metrics, hashes, the curve plot and (unless opted out) the checkpoint; then close the run."""
+                     checkpoint_file: str | Path | None = None, status: str | None = None) -> bool:
+    """Final metrics, hashes, the curve plot and (unless opted out) the checkpoint; then close the run.
+    Returns whether the checkpoint was logged (at ``workers.weights.CHECKPOINT_ARTIFACT``)."""
     mlflow = client()
     if result is None:
         mlflow.set_tag(run_id, "error", (error or "")[:5000])
         mlflow.set_terminated(run_id, status=status or "FAILED")
-        return
+        return False
     _log_params(mlflow, run_id, {"dataset_fingerprint": result["dataset_fingerprint"],
                                  "split_hash": result["split_hash"], "split": result["split"],
                                  "protocol_hash": result["protocol_hash"],
@@ -163,9 +164,12 @@ def finish_trial_run(run_id: str, spec: TrialSpec, result: dict | None, error: s
     if result.get("history"):
         figure = training_curve(result["history"], f"{spec.variant_label()} fold {spec.fold}")
         mlflow.log_figure(run_id, figure, "training_curve.png")
-    if checkpoint_file and result.get("protocol", {}).get("log_checkpoint", True) and Path(checkpoint_file).is_file():
+    logged = bool(checkpoint_file and result.get("protocol", {}).get("log_checkpoint", True)
+                  and Path(checkpoint_file).is_file())
+    if logged:
         mlflow.log_artifact(run_id, str(checkpoint_file), artifact_path="checkpoint")
     mlflow.set_terminated(run_id, status=status or "FINISHED")
+    return logged
 
 
 def log_trial(parent_run_id: str, spec: TrialSpec, result: dict, checkpoint_file=None) -> str:
