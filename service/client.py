@@ -58,6 +58,12 @@ class Client:
         response = self.request("GET", f"/v1/jobs/{job_id}/results", params={"format": fmt})
         return response.json() if fmt == "json" else response.text
 
+    def analyze(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/v1/jobs/{job_id}/analyses", json=body).json()
+
+    def analysis(self, analysis_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/analyses/{analysis_id}").json()
+
     def health(self) -> dict[str, Any]:
         response = self.http.get("/healthz")
         return response.json()

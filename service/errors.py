@@ -19,3 +19,12 @@ class JobNotFound(LookupError):
 
 class IdempotencyConflict(ValueError):
     """The same Idempotency-Key was sent with a different body."""
+
+
+class AnalysisNotFound(LookupError):
+    def __init__(self, analysis_id: str):
+        super().__init__(f"no analysis with id {analysis_id!r}")
+
+
+class JobNotReady(Exception):
+    """An analysis asked of a job that has not succeeded (HTTP 409)."""

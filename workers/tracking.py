@@ -232,3 +232,17 @@ def log_variant_summaries(parent_run_id: str, outcomes_or_results: Iterable) -> 
         mlflow.set_terminated(run_id, status="FINISHED")
         run_ids[label] = run_id
     return run_ids
+
+
+def log_analysis(parent_run_id: str, analysis_id: str, metrics: dict[str, float], files: list[str]) -> None:
+    """An analysis's numbers as metrics of the job's run and its plots as artifacts under analyses/<id>/."""
+    import re
+
+    mlflow = client()
+    now = int(time.time() * 1000)
+    clean = {re.sub(r"[^\w\-. /:]", "_", f"analysis.{key}"): float(value) for key, value in metrics.items()}
+    items = [Metric(key, value, now, 0) for key, value in clean.items()]
+    for start in range(0, len(items), 500):
+        mlflow.log_batch(parent_run_id, metrics=items[start:start + 500])
+    for path in files:
+        mlflow.log_artifact(parent_run_id, path, artifact_path=f"analyses/{analysis_id}")

@@ -6,7 +6,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from service.errors import IdempotencyConflict, JobNotFound, SpecError
+from service.errors import AnalysisNotFound, IdempotencyConflict, JobNotFound, JobNotReady, SpecError
 
 log = logging.getLogger("srm_bench.api")
 
@@ -23,11 +23,13 @@ def install(app: FastAPI) -> None:
         return JSONResponse(status_code=422, content=spec_error_body(err))
 
     @app.exception_handler(JobNotFound)
-    async def _not_found(_: Request, err: JobNotFound) -> JSONResponse:
+    @app.exception_handler(AnalysisNotFound)
+    async def _not_found(_: Request, err: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(err)})
 
     @app.exception_handler(IdempotencyConflict)
-    async def _conflict(_: Request, err: IdempotencyConflict) -> JSONResponse:
+    @app.exception_handler(JobNotReady)
+    async def _conflict(_: Request, err: Exception) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(err)})
 
     @app.exception_handler(Exception)
