@@ -46,14 +46,14 @@ def resolve_options(request: AnalysisRequest, backbone: str, variants: list[dict
         raise SpecError(f"{where}kind", f"nothing to analyse: none of the job's variants "
                                         f"({', '.join(v['kind'] for v in variants)}) has a per-channel gate; "
                                         "a job needs at least one of se, ge, srm, cbam")
+    defaults = AnalysisRequest(kind=request.kind)
+    foreign = {"pruning": ("block", "channels", "keep_gates"), "channel_weights": ("ratios", "seed")}[request.kind]
+    for name in foreign:  # set to something else than its default: a mistake worth naming
+        if getattr(request, name) != getattr(defaults, name):
+            other = "pruning" if request.kind == "channel_weights" else "channel_weights"
+            raise SpecError(f"{where}{name}", f"{name} is an option of {other}, not of {request.kind}")
     if request.kind == "pruning":
-        for name in ("block", "keep_gates"):
-            if name in request.model_fields_set:
-                raise SpecError(f"{where}{name}", f"{name} is an option of channel_weights, not of pruning")
         return {"ratios": sorted(set(request.ratios or DEFAULT_RATIOS)), "seed": request.seed}
-    for name in ("ratios", "seed"):
-        if name in request.model_fields_set:
-            raise SpecError(f"{where}{name}", f"{name} is an option of pruning, not of channel_weights")
     blocks = next(iter(layout.values()))
     block = request.block or [b for b in blocks if b.startswith(blocks[0].split("_")[0] + "_")][-1]
     if block not in blocks:

@@ -114,9 +114,12 @@ class AnalysisRunner:
         wanted = _trial_resources({"cpu": resources.get("cpus", 1), "gpu": resources.get("gpus", 0)})
         task = ray.remote(run_trial_analysis).options(num_cpus=wanted["cpu"], num_gpus=wanted["gpu"],
                                                       max_retries=1)
-        data_dir = str(settings.data_dir())
-        running = {task.remote(kind, spec, weights, options, data_dir=data_dir, threads=max(1, int(wanted["cpu"]))):
-                   (part_id, trial_id) for part_id, trial_id, spec, weights in pending}
+        from workers.tracking import tracking_uri
+
+        where = {"data_dir": str(settings.data_dir()), "tracking_uri": tracking_uri(),
+                 "threads": max(1, int(wanted["cpu"]))}
+        running = {task.remote(kind, spec, weights, options, **where): (part_id, trial_id)
+                   for part_id, trial_id, spec, weights in pending}
         while running:
             if self.stop_event.is_set() or stop.is_set():
                 for ref in running:

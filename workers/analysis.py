@@ -29,11 +29,12 @@ TOP_CHANNELS = 64  # Fig. 7 shows the first 64 channels of a block
 class TrialData:
     """A trial's trained model, its held-out fold and how to evaluate on it (as the trial did)."""
 
-    def __init__(self, spec: dict, weights_uri: str | None, data_dir=None, device=None):
+    def __init__(self, spec: dict, weights_uri: str | None, data_dir=None, device=None,
+                 tracking_uri: str | None = None):
         self.spec = TrialSpec.from_dict(spec)
         self.protocol = get_protocol(self.spec.protocol, self.spec.overrides)
         self.device = pick_device(device)
-        state = load_state_dict(weights_uri)
+        state = load_state_dict(weights_uri, tracking_uri)
         self.data = load_dataset(self.spec.dataset, Path(data_dir) if data_dir else paths.data_dir(),
                                  size=self.protocol.stored_size(), in_memory=self.protocol.in_memory,
                                  num_workers=self.protocol.num_workers)
@@ -138,13 +139,14 @@ ANALYSES = {"pruning": pruning, "channel_weights": channel_weights}
 
 
 def run_trial_analysis(kind: str, spec: dict, weights_uri: str | None, options: dict, *, data_dir=None,
-                       device=None, threads: int | None = None) -> dict:
+                       device=None, threads: int | None = None, tracking_uri: str | None = None) -> dict:
     """One trial's analysis of ``kind`` with ``options``; raises WeightsMissing without its weights.
+    ``data_dir`` and ``tracking_uri`` come from the caller: a Ray worker does not share its environment.
 
     Keys starting with ``_`` hold arrays (thumbnails, gates) for files, not for SQL.
     """
     if threads:
         torch.set_num_threads(threads)
-    trial = TrialData(spec, weights_uri, data_dir, device)
+    trial = TrialData(spec, weights_uri, data_dir, device, tracking_uri)
     with torch.no_grad():
         return ANALYSES[kind](trial, **options)

@@ -38,8 +38,12 @@ def keep_locally(checkpoint_file: str | Path, content_hash: str) -> str:
     return target.as_uri()
 
 
-def load_state_dict(uri: str | None) -> dict:
-    """The model state dict at ``uri`` (``runs:/...`` or ``file://...``); WeightsMissing saying why not."""
+def load_state_dict(uri: str | None, tracking_uri: str | None = None) -> dict:
+    """The model state dict at ``uri`` (``runs:/...`` or ``file://...``); WeightsMissing saying why not.
+
+    ``tracking_uri`` is the MLflow store that knows the run; a Ray worker does not share the
+    driver's environment, so the driver passes its own (default: this process's).
+    """
     if not uri:
         raise WeightsMissing("no weights were recorded for this trial (it ran before weights were kept, "
                              "or its checkpoint could not be stored)")
@@ -47,10 +51,11 @@ def load_state_dict(uri: str | None) -> dict:
         if uri.startswith("runs:/"):
             from mlflow.artifacts import download_artifacts
 
-            from .tracking import tracking_uri
+            from .tracking import tracking_uri as default_tracking_uri
 
             with tempfile.TemporaryDirectory(prefix="srm-weights-") as folder:
-                local = download_artifacts(artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri())
+                local = download_artifacts(artifact_uri=uri, dst_path=folder,
+                                           tracking_uri=tracking_uri or default_tracking_uri())
                 state = torch.load(local, map_location="cpu", weights_only=False)
         else:
             path = Path(uri.removeprefix("file://"))
