@@ -159,16 +159,19 @@ def correlation_figure(parts: dict[str, Part], block: str):
     """Fig. 8: the chosen block's channel-weight correlation matrix, one heatmap per variant."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(4.4 * len(parts) + 0.8, 4.2))
+    from matplotlib import colormaps
+
+    figure = Figure(figsize=(4.2 * len(parts) + 1.0, 4.2), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(parts)))
+    colors = colormaps["RdBu_r"].with_extremes(bad="0.75")  # grey: a channel whose weight never changed
     image = None
     for axis, (variant, part) in zip(axes, parts.items()):
         matrix = np.array([[np.nan if v is None else v for v in row] for row in part.result["correlation"]],
                           dtype=float)
-        image = axis.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-        axis.set(title=f"{variant}: {block} ({len(matrix)}x{len(matrix)}), fold {part.fold}",
-                 xlabel="channel", ylabel="channel")
-    figure.colorbar(image, ax=list(axes), shrink=0.85, label="correlation")
+        image = axis.imshow(matrix, cmap=colors, vmin=-1, vmax=1, interpolation="nearest")
+        axis.set(title=f"{variant}: {block} ({len(matrix)}x{len(matrix)}), fold {part.fold}", xlabel="channel")
+    axes[0].set_ylabel("channel")
+    figure.colorbar(image, ax=list(axes), shrink=0.85, label="correlation of channel weights over images")
     return figure
 
 
