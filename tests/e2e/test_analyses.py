@@ -31,18 +31,8 @@ def tiny_job(**change) -> dict:
             "protocol": "quick", "overrides": {"iterations": 4, "image_size": 16}} | change
 
 
-def wait_analysis(server, analysis_id: str, predicate, timeout: float = 300) -> dict:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        detail = server.http.get(f"/v1/analyses/{analysis_id}").json()
-        if predicate(detail):
-            return detail
-        if server.process.poll() is not None:
-            raise RuntimeError(f"srm-bench serve died: {server.log_tail()}")
-        time.sleep(0.2)
-    raise AssertionError(f"analysis {analysis_id} did not get there: {detail}\n{server.log_tail()}")
+def wait_analysis(server, analysis_id: str, predicate, timeout: float = 600) -> dict:
+    return server.poll(f"/v1/analyses/{analysis_id}", predicate, timeout, poll=0.2)
 
 
 def finished(detail: dict) -> bool:
@@ -64,7 +54,7 @@ def test_analyses_asked_at_submission_run_when_the_job_ends(server):
     job = tiny_job(analyses=[{"kind": "pruning", "ratios": [0, 0.25, 0.5, 0.75, 1]},
                              {"kind": "channel_weights", "block": "conv3_2", "keep_gates": True}])
     job_id = server.http.post("/v1/jobs", json=job).json()["id"]
-    assert server.wait_finished(job_id)["status"] == "succeeded", server.log_tail()
+    assert server.wait_finished(job_id, timeout=900)["status"] == "succeeded", server.log_tail()
     listed = wait_analysis_list(server, job_id)
     pruning, weights = (next(a for a in listed if a["kind"] == kind) for kind in ("pruning", "channel_weights"))
     pruning = wait_analysis(server, pruning["id"], finished)
@@ -145,23 +135,15 @@ def test_analyses_asked_at_submission_run_when_the_job_ends(server):
     assert shown.returncode == 0 and "distinct top images" in shown.stdout, shown.stderr
 
 
-def wait_analysis_list(server, job_id: str, timeout: float = 60) -> list[dict]:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        listed = server.http.get(f"/v1/jobs/{job_id}/analyses").json()
-        if len(listed) == 2:
-            return listed
-        time.sleep(0.3)
-    raise AssertionError(f"the job's analyses were not queued: {server.log_tail()}")
+def wait_analysis_list(server, job_id: str) -> list[dict]:
+    return server.poll(f"/v1/jobs/{job_id}/analyses", lambda listed: len(listed) == 2, timeout=60)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_kill_the_server_mid_analysis_and_restart(server):
     """Parts written before the crash are kept; the rest run once more; every part ends exactly once."""
     job_id = server.http.post("/v1/jobs", json=tiny_job(seeds=[5])).json()["id"]
-    assert server.wait_finished(job_id)["status"] == "succeeded", server.log_tail()
+    assert server.wait_finished(job_id, timeout=900)["status"] == "succeeded", server.log_tail()
     ratios = [round(0.05 * i, 2) for i in range(21)]
     created = server.http.post(f"/v1/jobs/{job_id}/analyses", json={"kind": "pruning", "ratios": ratios})
     assert created.status_code == 202
