@@ -14,8 +14,12 @@ def _pm(described: dict[str, Any], digits: int = 2) -> str:
     return _num(described["mean"], digits) + ("" if described["std"] is None else f" ± {_num(described['std'], digits)}")
 
 
+def _pvalue(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2g}"
+
+
 def _p(comparison: dict[str, Any]) -> str:
-    return f"t p={_num(comparison['t_pvalue'], 3)}, W p={_num(comparison['wilcoxon_pvalue'], 3)}"
+    return f"t p={_pvalue(comparison['t_pvalue'])}, W p={_pvalue(comparison['wilcoxon_pvalue'])}"
 
 
 def pruning_tables(result: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
