@@ -107,10 +107,11 @@ class AnalysisRunner:
                     stop: threading.Event) -> None:
         import ray
 
+        from workers import ray_cluster
         from workers.analysis import run_trial_analysis
-        from workers.experiment import _trial_resources, connect_ray
+        from workers.experiment import _trial_resources
 
-        connect_ray()
+        ray_cluster.connect()
         wanted = _trial_resources({"cpu": resources.get("cpus", 1), "gpu": resources.get("gpus", 0)})
         task = ray.remote(run_trial_analysis).options(num_cpus=wanted["cpu"], num_gpus=wanted["gpu"],
                                                       max_retries=1)
