@@ -19,8 +19,9 @@ def trained(tmp_path_factory):
     spec = tiny_spec("srm", fold=1, epochs=3)
     result = run_trial(spec, data_dir=folder, checkpoint_dir=folder / "ckpt")
     home = folder / "home"
-    pytest.MonkeyPatch().setenv("SRM_BENCH_HOME", str(home))
-    uri = keep_locally(result["checkpoint_path"], result["content_hash"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SRM_BENCH_HOME", str(home))
+        uri = keep_locally(result["checkpoint_path"], result["content_hash"])
     assert uri == (home / "models" / f"{result['content_hash']}.pt").as_uri()
     return spec, result, uri, folder
 
