@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from srm_models.gates import gated_blocks
 from tests.workers.specs import tiny_spec
-from workers.analysis import run_trial_analysis
+from tests.srm_models.test_gates import ShortcutOnly
+from workers.analysis import TrialData, run_trial_analysis
 from workers.trial import run_trial
 from workers.weights import WeightsMissing, keep_locally
 
@@ -87,3 +89,18 @@ def test_missing_weights_say_so(trained, tmp_path):
         run_trial_analysis("pruning", spec.to_dict(), (tmp_path / "gone.pt").as_uri(), {}, data_dir=folder)
     with pytest.raises(WeightsMissing, match="no weights were recorded"):
         run_trial_analysis("pruning", spec.to_dict(), None, {}, data_dir=folder)
+
+
+def test_ratio_one_is_the_network_without_the_stages_residual_branches(trained):
+    """On the trained weights and the held-out fold: pruning everything in a stage scores what a
+    hand-built network with that stage's residual branches removed scores."""
+    spec, _, uri, folder = trained
+    out = run_trial_analysis("pruning", spec.to_dict(), uri, {"ratios": [1.0]}, data_dir=folder, device="cpu")
+    for stage_number, layer in ((2, "layer1"), (3, "layer2"), (4, "layer3")):
+        hand_built = TrialData(spec.to_dict(), uri, folder, "cpu")
+        stage = getattr(hand_built.model, layer)
+        for index, block in enumerate(stage):
+            stage[index] = ShortcutOnly(block.downsample)
+        with torch.no_grad():
+            assert abs(hand_built.top1() - out["stages"][str(stage_number)]["gate"][0]) < 0.01
+        assert out["stages"][str(stage_number)]["gate"] == out["stages"][str(stage_number)]["random"]
