@@ -94,8 +94,9 @@ def correlation_sums(gates: np.ndarray) -> dict:
 
     A channel whose weight never changes has no correlation; it is left out and counted.
     """
-    constant = gates.std(axis=0) == 0
-    live = gates[:, ~constant].astype(np.float64)
+    values = gates.astype(np.float64)
+    constant = np.ptp(values, axis=0) == 0  # exactly: a float32 std of equal values need not be 0
+    live = values[:, ~constant]
     corr = np.corrcoef(live, rowvar=False) if live.shape[1] > 1 else np.ones((live.shape[1],) * 2)
     squared = np.square(np.atleast_2d(corr))
     with_diagonal = float(squared.sum())
@@ -113,8 +114,8 @@ def channel_weights(trial: TrialData, block: str | None = None, channels: int = 
         top1 = trial.top1()
     gates = {name: torch.cat(recorded[name]).numpy() for name in blocks}
     sums = {name: correlation_sums(values) for name, values in gates.items()}
-    chosen = gates[block][:, :channels]
-    constant = chosen.std(axis=0) == 0
+    chosen = gates[block][:, :channels].astype(np.float64)
+    constant = np.ptp(chosen, axis=0) == 0
     with np.errstate(invalid="ignore", divide="ignore"):
         matrix = np.corrcoef(chosen, rowvar=False)
     matrix[constant, :] = np.nan

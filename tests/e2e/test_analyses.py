@@ -98,7 +98,8 @@ def test_analyses_asked_at_submission_run_when_the_job_ends(server):
         with np.load(part["gates_file"]) as kept:
             total = 0.0
             for name in kept.files:
-                values = kept[name][:, kept[name].std(axis=0) > 0]
+                values = kept[name].astype(np.float64)
+                values = values[:, values.max(axis=0) > values.min(axis=0)]  # constant channels have no r
                 total += float(np.sum(np.corrcoef(values, rowvar=False) ** 2))
             chosen = kept["conv3_2"][:, :64]
         assert part["total"]["with_diagonal"] == pytest.approx(total, rel=1e-6)
