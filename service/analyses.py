@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.errors import AnalysisNotFound, JobNotFound, JobNotReady, SpecError
+from service.errors import AnalysisNotFound, JobNotFound, NotReady, SpecError
 from service.models import Analysis, Job, utcnow
 from service.schemas import AnalysisRequest
 
@@ -68,12 +68,12 @@ def _image_size(spec: dict[str, Any]) -> int:
 
 
 def create_analysis(session: Session, job_id: str, request: AnalysisRequest) -> Analysis:
-    """A queued analysis of a succeeded job; JobNotReady (409) or SpecError (422) otherwise."""
+    """A queued analysis of a succeeded job; NotReady (409) or SpecError (422) otherwise."""
     job = session.get(Job, job_id)
     if job is None:
         raise JobNotFound(job_id)
     if job.status != "succeeded":
-        raise JobNotReady(f"job {job_id} is {job.status}; an analysis needs a job whose trials have all "
+        raise NotReady(f"job {job_id} is {job.status}; an analysis needs a job whose trials have all "
                           "succeeded (it loads their trained weights)")
     options = resolve_options(request, job.backbone, job.spec["variants"], _image_size(job.spec))
     analysis = Analysis(id=uuid.uuid4().hex, job_id=job_id, kind=request.kind, options=options,

@@ -17,6 +17,16 @@ class JobNotFound(LookupError):
         self.job_id = job_id
 
 
+class StudyNotFound(LookupError):
+    def __init__(self, study_id: str):
+        super().__init__(f"no study with id {study_id!r}")
+        self.study_id = study_id
+
+
+class NotReady(ValueError):
+    """The thing asked for cannot be made from what exists yet (e.g. a study's plot before its results)."""
+
+
 class IdempotencyConflict(ValueError):
     """The same Idempotency-Key was sent with a different body."""
 
@@ -24,7 +34,3 @@ class IdempotencyConflict(ValueError):
 class AnalysisNotFound(LookupError):
     def __init__(self, analysis_id: str):
         super().__init__(f"no analysis with id {analysis_id!r}")
-
-
-class JobNotReady(Exception):
-    """An analysis asked of a job that has not succeeded (HTTP 409)."""

@@ -92,7 +92,8 @@ def end_job_run(parent_run_id: str, status: str = "FINISHED") -> None:
 
 def trial_tags(spec: TrialSpec) -> dict[str, str]:
     return {KIND_TAG: "trial", "variant": spec.variant_label(), "dataset": spec.dataset,
-            "backbone": spec.backbone, "fold": str(spec.fold), "seed": str(spec.seed),
+            "backbone": spec.backbone, "repeat": str(spec.repeat), "fold": str(spec.fold),
+            "seed": str(spec.seed),
             "job_id": str(spec.job_id), "model": spec.model_name()}
 
 
@@ -100,7 +101,7 @@ def start_trial_run(parent_run_id: str, spec: TrialSpec, protocol: dict | None =
     """A trial's run, nested under its job's parent run, with the spec and protocol as params."""
     mlflow = client()
     parent = mlflow.get_run(parent_run_id)
-    run_name = f"{spec.variant_label()} fold {spec.fold} seed {spec.seed}"
+    run_name = f"{spec.variant_label()} repeat {spec.repeat} fold {spec.fold} seed {spec.seed}"
     run = mlflow.create_run(parent.info.experiment_id, run_name=run_name,
                             tags={PARENT_TAG: parent_run_id, **trial_tags(spec)})
     _log_params(mlflow, run.info.run_id, {"spec": spec.to_dict(), "code_version": code_version(),

@@ -1,10 +1,7 @@
-"""Analysis routes: ask for one on a finished job, read it, list a job's, fetch its plots."""
+"""Analysis routes: ask for one on a finished job, read it, list a job's (plots: service.api.plots)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, status
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, status
 
 from service import analyses
 from service.api.deps import SessionDep, require_writer
@@ -37,16 +34,3 @@ def list_analyses(job_id: str, session: SessionDep) -> list[AnalysisOut]:
             summary="An analysis: status, per-trial progress and, once done, its result")
 def get_analysis(analysis_id: str, session: SessionDep) -> AnalysisOut:
     return AnalysisOut(**analyses.describe(analyses.get_analysis(session, analysis_id)))
-
-
-@router.get("/analyses/{analysis_id}/plots/{name}.png", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}}, **NOT_FOUND},
-            summary="One of an analysis's plots (names in its `plots` list)")
-def get_plot(analysis_id: str, session: SessionDep,
-             name: str = PathParam(pattern=r"^[a-z_]+$")) -> FileResponse:
-    analysis = analyses.get_analysis(session, analysis_id)
-    plots = analysis.plots or {}
-    if name not in plots or not Path(plots[name]).is_file():
-        raise HTTPException(status_code=404, detail=f"analysis {analysis_id} has no plot {name!r}; "
-                                                    f"its plots: {', '.join(sorted(plots)) or 'none yet'}")
-    return FileResponse(plots[name], media_type="image/png")

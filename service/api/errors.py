@@ -6,7 +6,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from service.errors import AnalysisNotFound, IdempotencyConflict, JobNotFound, JobNotReady, SpecError
+from service.errors import AnalysisNotFound, IdempotencyConflict, JobNotFound, NotReady, SpecError, StudyNotFound
 
 log = logging.getLogger("srm_bench.api")
 
@@ -23,13 +23,17 @@ def install(app: FastAPI) -> None:
         return JSONResponse(status_code=422, content=spec_error_body(err))
 
     @app.exception_handler(JobNotFound)
+    @app.exception_handler(StudyNotFound)
     @app.exception_handler(AnalysisNotFound)
     async def _not_found(_: Request, err: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(err)})
 
+    @app.exception_handler(NotReady)
+    async def _not_ready(_: Request, err: NotReady) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(err)})
+
     @app.exception_handler(IdempotencyConflict)
-    @app.exception_handler(JobNotReady)
-    async def _conflict(_: Request, err: Exception) -> JSONResponse:
+    async def _conflict(_: Request, err: IdempotencyConflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(err)})
 
     @app.exception_handler(Exception)
