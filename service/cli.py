@@ -302,6 +302,49 @@ def results(job: str, format: str = typer.Option("table", help="table, markdown,
 
 @app.command()
 @friendly_errors
+def analyze(job: str, kind: str = typer.Option(..., "--kind", help="pruning or channel_weights"),
+            ratio: list[float] | None = typer.Option(None, help="pruning: repeatable prune ratio in [0, 1]"),
+            seed: int | None = typer.Option(None, help="pruning: seed of the random-order control"),
+            block: str | None = typer.Option(None, help="channel_weights: block such as conv2_6"),
+            watch: bool = typer.Option(False, "--watch", "-w", help="wait for it and print the result"),
+            url: str | None = URL_OPTION, token: str | None = TOKEN_OPTION) -> None:
+    """Queue an analysis of a succeeded job: channel pruning (Fig. 6) or channel-weight correlation (Figs. 7-8)."""
+    body = {"kind": kind, "ratios": list(ratio) if ratio else None, "seed": seed, "block": block}
+    client = Client(url, token)
+    created = client.analyze(job, {k: v for k, v in body.items() if v is not None})
+    console.print(f"analysis [bold]{created['id']}[/bold] of job {job}: {created['kind']} {created['status']}")
+    if watch:
+        analysis(created["id"], watch=True, url=url)
+
+
+@app.command()
+@friendly_errors
+def analysis(analysis_id: str, watch: bool = typer.Option(False, "--watch", "-w", help="wait until it ends"),
+             url: str | None = URL_OPTION) -> None:
+    """Show an analysis: its status, then its tables and where its plots are."""
+    from service.analysis_tables import tables
+
+    client = Client(url)
+    detail = client.analysis(analysis_id)
+    while watch and detail["status"] not in FINISHED:
+        time.sleep(1.0)
+        detail = client.analysis(analysis_id)
+    console.print(f"analysis [bold]{detail['id']}[/bold] ({detail['kind']} of job {detail['job_id']}): "
+                  f"{detail['status']}; trials {detail['progress']}")
+    if detail.get("error"):
+        console.print(f"[red]{detail['error']}[/red]")
+    if detail["result"]:
+        for title, header, rows in tables(detail["kind"], detail["result"]):
+            table = Table(*header, title=title)
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+    for name in detail["plots"]:
+        console.print(f"plot: {client.url}/v1/analyses/{detail['id']}/plots/{name}.png")
+
+
+@app.command()
+@friendly_errors
 def presets() -> None:
     """List the paper's experiments (`submit --preset`) and the studies (`study submit --preset`)."""
     from service.presets import list_presets

@@ -61,6 +61,12 @@ class Client:
         response = self.request("GET", f"/v1/jobs/{job_id}/results", params=params)
         return response.json() if fmt == "json" else response.text
 
+    def analyze(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/v1/jobs/{job_id}/analyses", json=body).json()
+
+    def analysis(self, analysis_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/analyses/{analysis_id}").json()
+
     def plan(self, kind: str, item_id: str, effect: float) -> dict[str, Any]:
         """kind: jobs or studies."""
         return self.request("GET", f"/v1/{kind}/{item_id}/plan", params={"effect": effect}).json()

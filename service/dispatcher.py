@@ -18,10 +18,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import db, settings
+from service import db, leases, settings
+from service.analyses import queue_requested
+from service.analysis_runner import AnalysisRunner
 from service.models import FINISHED, Job, Trial, utcnow
 from service.results import write_summaries
 from workers import ray_cluster
@@ -67,40 +69,23 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease_s if lease_s is not None else settings.lease_seconds())
         self.poll_s = poll_s if poll_s is not None else settings.poll_seconds()
         self.stop_event = threading.Event()
+        self.analyses = AnalysisRunner(self.sessions, self.owner, self.lease, self.stop_event)
         self._ray_error: str | None = None
 
     # --- claiming ------------------------------------------------------------------------
 
     def claim(self) -> str | None:
         """Take the oldest queued job, or a running one whose dispatcher stopped renewing its lease."""
-        with self.sessions() as session:
-            now = utcnow()
-            claimable = or_(Job.status == "queued", and_(Job.status == "running", Job.lease_expires_at < now))
-            job_id = session.scalars(select(Job.id).where(claimable).order_by(Job.created_at).limit(1)
-                                     .with_for_update(skip_locked=True)).first()
-            if job_id is None:
-                return None
-            taken = session.execute(
-                update(Job).where(Job.id == job_id, claimable)
-                .values(status="running", lease_owner=self.owner, lease_expires_at=now + self.lease)
-            ).rowcount
-            if taken == 1:  # the first claim stamps started_at
-                session.execute(update(Job).where(Job.id == job_id, Job.started_at.is_(None))
-                                .values(started_at=now))
-            session.commit()
-        if taken != 1:
-            return None
-        log.info("dispatcher %s claimed job %s", self.owner, job_id)
+        job_id = leases.claim(self.sessions, Job, self.owner, self.lease)
+        if job_id is not None:
+            log.info("dispatcher %s claimed job %s", self.owner, job_id)
         return job_id
 
     def _renew(self, job_id: str) -> tuple[bool, bool]:
         """Extend the lease; returns (still ours, cancel requested)."""
+        owned = leases.renew(self.sessions, Job, job_id, self.owner, self.lease)
         with self.sessions() as session:
-            owned = session.execute(
-                update(Job).where(Job.id == job_id, Job.lease_owner == self.owner, Job.status == "running")
-                .values(lease_expires_at=utcnow() + self.lease)).rowcount == 1
             cancel = bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
-            session.commit()
         return owned, cancel
 
     # --- running a job -------------------------------------------------------------------
@@ -117,7 +102,8 @@ class Dispatcher:
                 log.exception("dispatcher %s: could not claim a job", self.owner)
                 job_id = None
             if job_id is None:
-                self.stop_event.wait(self.poll_s)
+                if not self.analyses.run_next():
+                    self.stop_event.wait(self.poll_s)
                 continue
             try:
                 self.run_job(job_id)
@@ -207,6 +193,7 @@ class Dispatcher:
                 trial.train_time_s, trial.device = donor.train_time_s, donor.device
                 trial.mlflow_run_id = donor.mlflow_run_id
                 trial.progress, trial.epoch, trial.val_top1 = 1.0, donor.epoch, donor.val_top1
+                trial.weights_uri = donor.weights_uri
                 trial.started_at = trial.finished_at = now
             else:
                 trial.status, trial.attempts, trial.started_at, trial.error = "queued", trial.attempts + 1, None, None
@@ -293,7 +280,8 @@ class Dispatcher:
         if result is not None:
             stored = _jsonable(result)  # the TrialResult as plain, finite JSON: the trials.metrics column
             values |= {"top1": _finite(stored.get("top1")), "top5": _finite(stored.get("top5")), "metrics": stored,
-                       "train_time_s": stored.get("train_time_s"), "device": stored.get("device")}
+                       "train_time_s": stored.get("train_time_s"), "device": stored.get("device"),
+                       "weights_uri": stored.get("weights_uri")}
             if status == "succeeded":
                 values |= {"progress": 1.0, "epoch": stored.get("epochs")}
             if stored.get("mlflow_run_id"):
@@ -365,6 +353,7 @@ class Dispatcher:
         job.finished_at, job.lease_owner, job.lease_expires_at = now, None, None
         session.flush()
         write_summaries(session, job, self._log_summaries(job, parent_run or job.mlflow_run_id))
+        queue_requested(session, job)
         session.commit()
         log.info("job %s %s", job.id, job.status)
 

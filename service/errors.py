@@ -29,3 +29,8 @@ class NotReady(ValueError):
 
 class IdempotencyConflict(ValueError):
     """The same Idempotency-Key was sent with a different body."""
+
+
+class AnalysisNotFound(LookupError):
+    def __init__(self, analysis_id: str):
+        super().__init__(f"no analysis with id {analysis_id!r}")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TRIAL_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
+ANALYSIS_STATUSES = ("queued", "running", "succeeded", "failed")
 
 
 def utcnow() -> datetime:
@@ -110,6 +111,9 @@ class Trial(Base):
     progress: Mapped[float | None] = mapped_column(Float)
     epoch: Mapped[int | None] = mapped_column(Integer)
     val_top1: Mapped[float | None] = mapped_column(Float)
+    # Where the final weights are: runs:/<mlflow run>/checkpoint/last.pt, or a file:// URI under
+    # SRM_BENCH_HOME/models; a reused trial carries its donor's.
+    weights_uri: Mapped[str | None] = mapped_column(String(1000))
 
     job: Mapped[Job] = relationship(back_populates="trials")
 
@@ -158,3 +162,53 @@ class VariantSummary(Base):
         # Covering: the leaderboard's aggregate reads only the index, not one table row per summary.
         Index("ix_summaries_leaderboard_covering", *LEADERBOARD_COLUMNS),
     )
+
+
+class Analysis(Base):
+    """A post-hoc analysis of a finished job's trained trials (Sec. 5 of the paper): queued in SQL,
+    claimed with a lease like a job, run on Ray one task per trial."""
+
+    __tablename__ = "analyses"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    options: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    plots: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # plot name -> file path
+    error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    parts: Mapped[list[AnalysisTrial]] = relationship(back_populates="analysis", order_by="AnalysisTrial.id",
+                                                      cascade="all, delete-orphan")
+
+    __table_args__ = (
+        Index("ix_analyses_status_created", "status", "created_at"),
+        Index("ix_analyses_job", "job_id"),
+    )
+
+
+class AnalysisTrial(Base):
+    """One trial's part of an analysis; written the moment its Ray task ends, so a resumed
+    analysis runs only the parts still missing."""
+
+    __tablename__ = "analysis_trials"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"))
+    trial_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                          ForeignKey("trials.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
+
+    analysis: Mapped[Analysis] = relationship(back_populates="parts")
+
+    __table_args__ = (Index("ux_analysis_trials", "analysis_id", "trial_id", unique=True),)

@@ -136,6 +136,11 @@ def plan(request: JobRequest | JobSpec) -> PlannedJob:
         for variant in spec.variants for seed in spec.seeds for repeat in range(spec.repeats) for fold in folds
     ]
     _check_variants(spec, trial_specs[::len(spec.seeds) * spec.repeats * len(folds)])
+    for index, request in enumerate(spec.analyses):  # asked for at submission: checked now, run at the end
+        from service.analyses import resolve_options
+
+        resolve_options(request, spec.backbone, [v.as_dict() for v in spec.variants], protocol.image_size,
+                        f"analyses.{index}.")
     summary = _dataset_summary(spec)
     trials = [PlannedTrial(variant=t.variant_label(), repeat=t.repeat, fold=t.fold, seed=t.seed, spec=t.to_dict(),
                            content_hash=t.content_hash(summary.fingerprint)) for t in trial_specs]

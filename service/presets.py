@@ -1,4 +1,4 @@
-"""The paper's experiments (Tables 1-7) as ready-made job specs, plus the demo.
+"""The paper's experiments (Tables 1-7, Figs. 6-8) as ready-made job specs, plus the demos.
 
 A preset is a starting point: any field sent beside `preset` replaces the preset's value
 (e.g. `{"preset": "table5-dtd-resnet56", "seeds": [0, 1]}`).
@@ -85,6 +85,36 @@ PRESETS: dict[str, dict[str, Any]] = {
                  "variants": ["baseline"] + [{"kind": "srm", "integration": i}
                                              for i in ("mlp", "mlp+bn", "cfc", "cfc+bn")],
                  "resources": {"cpus": 8, "gpus": 8}},
+    },
+    "fig6-pruning-resnet50-imagenet": {
+        "paper": "Figure 6",
+        "description": "ImageNet, ResNet-50: SE/GE/SRM, then channel pruning by learned weight per stage "
+                       "(with the random-order control)",
+        "spec": {"dataset": "imagenet", "backbone": "resnet50", "variants": ["se", "ge", "srm"], "folds": None,
+                 "protocol": "imagenet", "resources": {"cpus": 8, "gpus": 8},
+                 "analyses": [{"kind": "pruning"}]},
+    },
+    "fig8-correlation-resnet56-dtd": {
+        "paper": "Figures 7, 8, 10",
+        "description": "DTD, CIFAR-style ResNet-56: SE/SRM, 5-fold CV, then channel-weight correlations and "
+                       "top-activated images",
+        "spec": {"dataset": "dtd", "backbone": "cifar_resnet56", "variants": ["se", "srm"], "folds": 5,
+                 "protocol": "dtd", "resources": {"cpus": 2, "gpus": 1},
+                 "analyses": [{"kind": "channel_weights"}]},
+    },
+    "fig6-pruning-demo": {
+        "paper": "Figure 6 on generated data: minutes on a laptop",
+        "description": "SE/GE/SRM on the generated textures, CIFAR ResNet-20, 5-fold CV, quick protocol, "
+                       "then channel pruning",
+        "spec": {"dataset": "textures", "backbone": "cifar_resnet20", "variants": ["se", "ge", "srm"], "folds": 5,
+                 "protocol": "quick", "analyses": [{"kind": "pruning"}]},
+    },
+    "fig8-correlation-demo": {
+        "paper": "Figures 7, 8 on generated data: minutes on a laptop",
+        "description": "SE/GE/SRM on the generated textures, CIFAR ResNet-20, 5-fold CV, quick protocol, "
+                       "then channel-weight correlations",
+        "spec": {"dataset": "textures", "backbone": "cifar_resnet20", "variants": ["se", "ge", "srm"], "folds": 5,
+                 "protocol": "quick", "analyses": [{"kind": "channel_weights"}]},
     },
 }
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -52,6 +52,24 @@ class Resources(BaseModel):
     gpus: float = Field(0.0, ge=0, description="GPUs per trial (fractions share a GPU)")
 
 
+AnalysisKind = Literal["pruning", "channel_weights"]
+
+
+class AnalysisRequest(BaseModel):
+    """POST /v1/jobs/{id}/analyses body, or one entry of a job's ``analyses``: a kind plus its options."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: AnalysisKind = Field(description="pruning (Fig. 6) or channel_weights (Figs. 7, 8, 10)")
+    ratios: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
+        None, min_length=1, description="pruning: prune ratios in [0, 1]; default 0, 0.1, ..., 1")
+    seed: int = Field(0, ge=0, description="pruning: seed of the random-order control")
+    block: str | None = Field(None, description="channel_weights: block as conv{stage}_{block}, e.g. conv2_6; "
+                                                "default the last block of the first stage")
+    channels: int = Field(64, ge=2, le=1024, description="channel_weights: first channels drawn (Figs. 7-8)")
+    keep_gates: bool = Field(False, description="channel_weights: also keep every image's channel weights "
+                                                "(an .npz per trial under the analysis folder)")
+
+
 class JobSpec(BaseModel):
     """A full comparison job: every field resolved (presets expand into this)."""
 
@@ -69,6 +87,8 @@ class JobSpec(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     rope: float = Field(DEFAULT_ROPE, ge=0, description=ROPE_HELP)
     name: str | None = Field(None, max_length=200)
+    analyses: list[AnalysisRequest] = Field(default_factory=list,
+                                            description="analyses to run when the job's trials end")
 
     _names = field_validator("variants", mode="before")(_variants_from_names)
 
@@ -95,6 +115,7 @@ class ComparisonFields(BaseModel):
     resources: Resources | None = None
     rope: float | None = Field(None, ge=0, description=ROPE_HELP)
     name: str | None = Field(None, max_length=200)
+    analyses: list[AnalysisRequest] | None = None
 
     _names = field_validator("variants", mode="before")(_variants_from_names)
 
@@ -175,6 +196,28 @@ class JobPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class AnalysisCreated(BaseModel):
+    id: str
+    job_id: str
+    kind: str
+    status: str
+
+
+class AnalysisOut(BaseModel):
+    id: str
+    job_id: str
+    kind: str
+    options: dict[str, Any]
+    status: str
+    error: str | None
+    progress: dict[str, int] = Field(description="the analysis's trial parts by status")
+    result: dict[str, Any] | None
+    plots: list[str] = Field(description="plot names, served at /v1/analyses/{id}/plots/{name}.png")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 class StudyRequest(ComparisonFields):

@@ -23,7 +23,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from . import paths, ray_cluster, tracking
+from . import paths, ray_cluster, tracking, weights
 from .checkpoint import CHECKPOINT_FILE
 from .protocols import get_protocol
 from .result import TrialResult
@@ -180,12 +180,18 @@ class _DriverCallback(tune.Callback):
         spec, run_id = self.specs[index], self.run_ids.get(index)
         if result is not None:
             result = TrialResult(**result, mlflow_run_id=run_id)
-        outcome = TrialOutcome(spec, status, result, error, run_id, self.attempts.get(index, 0))
-        self.outcomes[index] = outcome
+        logged = False
         if index in self.run_ids:
             mlflow_status = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}[status]
-            self._mlflow("finish run", tracking.finish_trial_run, self.run_ids[index], spec, result, error,
-                         checkpoint_file, mlflow_status)
+            logged = self._mlflow("finish run", tracking.finish_trial_run, self.run_ids[index], spec, result, error,
+                                  checkpoint_file, mlflow_status)
+        if result is not None and status == "succeeded":
+            try:
+                result["weights_uri"] = weights.keep(checkpoint_file, result["content_hash"], run_id, bool(logged))
+            except Exception:  # the trial's numbers stand without its weights
+                log.exception("could not keep the weights of %s", spec.variant_label())
+        outcome = TrialOutcome(spec, status, result, error, run_id, self.attempts.get(index, 0))
+        self.outcomes[index] = outcome
         if self.on_complete is not None:
             try:
                 self.on_complete(spec, result, error)
@@ -320,7 +326,11 @@ def _outcomes(specs: list[TrialSpec], driver: _DriverCallback, grid) -> list[Tri
             continue
         metrics = result.metrics or {}
         if metrics.get("final"):
-            outcomes[index] = TrialOutcome(specs[index], "succeeded", json.loads(metrics["result_json"]))
+            result_dict = json.loads(metrics["result_json"])
+            if result.checkpoint is not None:  # finished under an earlier driver: keep its weights now
+                result_dict["weights_uri"] = weights.keep(Path(result.checkpoint.path) / "last.pt",
+                                                          result_dict["content_hash"], None, False)
+            outcomes[index] = TrialOutcome(specs[index], "succeeded", result_dict)
         elif metrics.get("failed") or result.error is not None:
             error = metrics.get("error") or str(result.error).strip().splitlines()[-1]
             outcomes[index] = TrialOutcome(specs[index], "failed", None, error)

@@ -59,6 +59,7 @@ class TrialResult(_Reported, total=False):
     checkpoint_path: str | None  # the final checkpoint, where the trial wrote one (not sent over Ray)
     ray_node_id: str             # the Ray node that ran it, added on the worker under Ray
     mlflow_run_id: str | None    # the trial's MLflow run, added by the experiment's driver
+    weights_uri: str | None      # where its final weights are kept (workers.weights), added by the driver
 
 
 REPORTED_KEYS = frozenset(_Reported.__annotations__)

@@ -145,13 +145,14 @@ def training_curve(history: list[dict], title: str):
 
 
 def finish_trial_run(run_id: str, spec: TrialSpec, result: TrialResult | None, error: str | None = None,
-                     checkpoint_file: str | Path | None = None, status: str | None = None) -> None:
-    """Final metrics, hashes, the curve plot and (unless opted out) the checkpoint; then close the run."""
+                     checkpoint_file: str | Path | None = None, status: str | None = None) -> bool:
+    """Final metrics, hashes, the curve plot and (unless opted out) the checkpoint; then close the run.
+    Returns whether the checkpoint was logged (at ``workers.weights.CHECKPOINT_ARTIFACT``)."""
     mlflow = client()
     if result is None:
         mlflow.set_tag(run_id, "error", (error or "")[:5000])
         mlflow.set_terminated(run_id, status=status or "FAILED")
-        return
+        return False
     _log_params(mlflow, run_id, {"dataset_fingerprint": result["dataset_fingerprint"],
                                  "split_hash": result["split_hash"], "split": result["split"],
                                  "protocol_hash": result["protocol_hash"],
@@ -166,9 +167,12 @@ def finish_trial_run(run_id: str, spec: TrialSpec, result: TrialResult | None, e
     if result.get("history"):
         figure = training_curve(result["history"], f"{spec.variant_label()} fold {spec.fold}")
         mlflow.log_figure(run_id, figure, "training_curve.png")
-    if checkpoint_file and result.get("protocol", {}).get("log_checkpoint", True) and Path(checkpoint_file).is_file():
+    logged = bool(checkpoint_file and result.get("protocol", {}).get("log_checkpoint", True)
+                  and Path(checkpoint_file).is_file())
+    if logged:
         mlflow.log_artifact(run_id, str(checkpoint_file), artifact_path="checkpoint")
     mlflow.set_terminated(run_id, status=status or "FINISHED")
+    return logged
 
 
 def log_trial(parent_run_id: str, spec: TrialSpec, result: TrialResult, checkpoint_file=None) -> str:
@@ -231,3 +235,17 @@ def log_variant_summaries(parent_run_id: str, outcomes_or_results: Iterable) -> 
         mlflow.set_terminated(run_id, status="FINISHED")
         run_ids[label] = run_id
     return run_ids
+
+
+def log_analysis(parent_run_id: str, analysis_id: str, metrics: dict[str, float], files: list[str]) -> None:
+    """An analysis's numbers as metrics of the job's run and its plots as artifacts under analyses/<id>/."""
+    import re
+
+    mlflow = client()
+    now = int(time.time() * 1000)
+    clean = {re.sub(r"[^\w\-. /:]", "_", f"analysis.{key}"): float(value) for key, value in metrics.items()}
+    items = [Metric(key, value, now, 0) for key, value in clean.items()]
+    for start in range(0, len(items), 500):
+        mlflow.log_batch(parent_run_id, metrics=items[start:start + 500])
+    for path in files:
+        mlflow.log_artifact(parent_run_id, path, artifact_path=f"analyses/{analysis_id}")

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, contextmanager, nullcontext
 from fastapi import FastAPI
 
 from service import db, settings
-from service.api import catalog, errors, jobs, plots, studies
+from service.api import analyses, catalog, errors, jobs, plots, studies
 from srm_models import __version__
 from workers.plugins import load_plugins
 
@@ -57,6 +57,7 @@ def create_app(database_url: str | None = None, with_dispatcher: bool = False) -
     app.state.sessions = db.session_factory(url)
     errors.install(app)
     app.include_router(jobs.router, prefix="/v1")
+    app.include_router(analyses.router, prefix="/v1")
     app.include_router(studies.router, prefix="/v1")
     app.include_router(plots.router, prefix="/v1")
     app.include_router(catalog.router, prefix="/v1")

@@ -6,7 +6,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from service.errors import IdempotencyConflict, JobNotFound, NotReady, SpecError, StudyNotFound
+from service.errors import AnalysisNotFound, IdempotencyConflict, JobNotFound, NotReady, SpecError, StudyNotFound
 
 log = logging.getLogger("srm_bench.api")
 
@@ -24,6 +24,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(JobNotFound)
     @app.exception_handler(StudyNotFound)
+    @app.exception_handler(AnalysisNotFound)
     async def _not_found(_: Request, err: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(err)})
 

@@ -1,10 +1,12 @@
 """Every plot of the API: /v1/{jobs|studies|analyses}/{id}/plots/{name}.png."""
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import Response
+from pathlib import Path as FilePath
 
-from service import studies
+from fastapi import APIRouter, HTTPException, Path
+from fastapi.responses import FileResponse, Response
+
+from service import analyses, studies
 from service.api.deps import SessionDep
 
 router = APIRouter(tags=["plots"])
@@ -22,3 +24,14 @@ def study_plot(study_id: str, name: str, session: SessionDep) -> Response:
     return Response(STUDY_PLOTS[name](session, study_id), media_type="image/png")
 
 
+
+
+@router.get("/analyses/{analysis_id}/plots/{name}.png", response_class=FileResponse,
+            responses={200: PNG[200], 404: {"description": "no such analysis, or no plot of that name yet"}},
+            summary="An analysis's plot (names in its `plots` list): pruning; correlation, top_images")
+def analysis_plot(analysis_id: str, session: SessionDep, name: str = Path(pattern=r"^[a-z_]+$")) -> FileResponse:
+    plots = analyses.get_analysis(session, analysis_id).plots or {}
+    if name not in plots or not FilePath(plots[name]).is_file():
+        raise HTTPException(404, detail=f"analysis {analysis_id} has no plot {name!r}; "
+                                        f"its plots: {', '.join(sorted(plots)) or 'none yet'}")
+    return FileResponse(plots[name], media_type="image/png")

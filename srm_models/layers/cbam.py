@@ -48,11 +48,15 @@ class CBAM(Recalibration):
     Unlike the other modules it also reweights positions, not only channels.
     """
 
+    has_channel_gate = True  # the channel attention's gate; the spatial one weighs positions
+
     def __init__(self, channels: int, reduction: int = 16, spatial_kernel_size: int = 7) -> None:
         super().__init__()
         self.channel = ChannelAttention(channels, reduction)
         self.spatial = SpatialAttention(spatial_kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * self.channel(x)
+        gate = self.channel(x)
+        self.report_gate(gate)
+        x = x * gate
         return x * self.spatial(x)

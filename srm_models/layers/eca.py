@@ -22,6 +22,8 @@ class ECA(Recalibration):
     k = 5 for 256, 512 and 1024 channels, 7 for 2048. The convolution has k weights per module.
     """
 
+    has_channel_gate = True
+
     def __init__(self, channels: int, kernel_size: int | None = None, gamma: int = 2, b: int = 1) -> None:
         super().__init__()
         if gamma < 1:
@@ -41,4 +43,6 @@ class ECA(Recalibration):
         return torch.sigmoid(self.conv(pooled)).transpose(1, 2).unsqueeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)
+        gate = self.gate(x)
+        self.report_gate(gate)
+        return x * gate

@@ -16,6 +16,8 @@ class GCT(Recalibration):
     GCT is the identity. (The paper also places GCT before every convolution; not done here.)
     """
 
+    has_channel_gate = True
+
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
         super().__init__()
         if not eps > 0:
@@ -33,4 +35,6 @@ class GCT(Recalibration):
         return 1.0 + torch.tanh(self.gamma * normalised + self.beta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)
+        gate = self.gate(x)
+        self.report_gate(gate)
+        return x * gate

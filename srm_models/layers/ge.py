@@ -16,6 +16,8 @@ class GE(Recalibration):
     map, which is why GE-ResNet-50 has 31.12M parameters in Table 1 (5.56M more than ResNet-50).
     """
 
+    has_channel_gate = True
+
     def __init__(self, channels: int, feature_size: int | tuple[int, int]) -> None:
         super().__init__()
         self.feature_size = as_pair(feature_size)
@@ -35,4 +37,6 @@ class GE(Recalibration):
         return torch.sigmoid(self.bn(self.gather(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)
+        gate = self.gate(x)
+        self.report_gate(gate)
+        return x * gate

@@ -14,6 +14,8 @@ class SE(Recalibration):
     so no reshape is needed. With biases, SE-ResNet-50 has the 28.09M parameters of Table 1.
     """
 
+    has_channel_gate = True
+
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         if reduction < 1:
@@ -29,4 +31,6 @@ class SE(Recalibration):
         return torch.sigmoid(self.fc2(self.relu(self.fc1(self.pool(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)
+        gate = self.gate(x)
+        self.report_gate(gate)
+        return x * gate

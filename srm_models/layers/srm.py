@@ -73,6 +73,8 @@ class SRM(Recalibration):
     Training needs a batch of at least 2 (BN normalises over the batch).
     """
 
+    has_channel_gate = True
+
     def __init__(self, channels: int, pooling: str = "avg+std", integration: str = "cfc+bn",
                  unbiased_std: bool = True, eps: float = 1e-5, reduction: int = 16) -> None:
         super().__init__()
@@ -123,12 +125,15 @@ class SRM(Recalibration):
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         """x * G with plain autograd: the formulation of the authors' released code."""
         g = self.gate(x)
+        self.report_gate(g)
         return x * g[:, :, None, None].to(x.dtype)
 
     # --- the fused path ---
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
+        if self.gate_observed:
+            return self.reference_forward(x)
         reason = self._reference_reason(x)
         if reason is None:
             return self._fused(x, None)
@@ -142,6 +147,8 @@ class SRM(Recalibration):
         over x, as the base class's in-place ``out += identity`` does: no new tensor at all.
         """
         self._check_input(x)
+        if self.gate_observed:  # through __call__, so forward hooks (pruning) see the gated map
+            return super().forward_residual(x, identity)
         reason = self._reference_reason(x)
         if reason is None:
             if identity.shape != x.shape:

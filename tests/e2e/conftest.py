@@ -84,15 +84,20 @@ class Server:
         return logs[-1].read_text()[-chars:] if logs else ""
 
     def wait_for(self, job_id: str, predicate, timeout: float = 240, poll: float = 0.5) -> dict:
+        return self.poll(f"/v1/jobs/{job_id}", predicate, timeout, poll)
+
+    def poll(self, path: str, predicate, timeout: float = 240, poll: float = 0.5) -> dict:
+        """GET ``path`` until ``predicate`` holds for its JSON; fails with the server's log tail."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            detail = self.http.get(f"/v1/jobs/{job_id}").json()
+            detail = self.http.get(path).json()
             if predicate(detail):
                 return detail
             if self.process.poll() is not None:
                 raise RuntimeError(f"srm-bench serve died: {self.log_tail()}")
             time.sleep(poll)
-        raise AssertionError(f"job {job_id} did not get there in {timeout}s: {detail['progress']}\n"
+        shown = detail.get("progress") if isinstance(detail, dict) else detail
+        raise AssertionError(f"{path} did not get there in {timeout}s: {shown}\n"
                              f"{self.log_tail()}")
 
     def wait_finished(self, job_id: str, timeout: float = 240) -> dict:

@@ -59,6 +59,7 @@ def test_prepare_requeues_left_running_trials_and_reuses_identical_finished_ones
     with sessions() as session:
         donor_job = finished_job(session, {"baseline": [0.7]})
         donor = donor_job.trials[0]
+        donor.weights_uri = "runs:/donor-run/checkpoint/last.pt"
         job = queued_job(session, n_trials=3)
         job.trials[0].content_hash = donor.content_hash  # same work as a finished trial
         job.trials[1].status, job.trials[1].attempts = "running", 1  # left by a dead dispatcher
@@ -71,6 +72,7 @@ def test_prepare_requeues_left_running_trials_and_reuses_identical_finished_ones
     reused, rerun, kept = trials
     assert reused.status == "succeeded" and reused.reused and reused.reused_from == donor.id
     assert reused.top1 == 0.7 and reused.attempts == 0
+    assert reused.weights_uri == "runs:/donor-run/checkpoint/last.pt"  # analyses load the donor's weights
     assert rerun.status == "queued" and rerun.attempts == 2  # running once Tune starts it
     assert kept.status == "succeeded" and kept.top1 == 0.5 and not kept.reused
 

@@ -36,6 +36,9 @@ def test_four_variants_by_five_folds_with_mlflow_runs_under_the_parent(tmp_path,
     assert all(error is None for _, _, error in completed)
     run_ids = {(o.spec.variant_label(), o.spec.fold): o.mlflow_run_id for o in outcomes}
     assert all(result["mlflow_run_id"] == run_ids[(s.variant_label(), s.fold)] for s, result, _ in completed)
+    # the final weights are the checkpoint logged to the trial's MLflow run
+    assert all(result["weights_uri"] == f"runs:/{result['mlflow_run_id']}/checkpoint/last.pt"
+               for _, result, _ in completed)
     # per trial, in the driver: its start (epoch 0), then its one epoch with that epoch's metrics
     for spec in specs:
         updates = [u for s, u in progress if s == spec]
@@ -55,8 +58,9 @@ def test_four_variants_by_five_folds_with_mlflow_runs_under_the_parent(tmp_path,
     assert len({o.result["split_hash"] for o in outcomes}) == 5  # 5 folds, shared by the 4 variants
 
 
-def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path):
-    """Two identical trials; the first to finish epoch 1 kills its own worker process once."""
+def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path, srm_home):
+    """Two identical trials; the first to finish epoch 1 kills its own worker process once.
+    Without MLflow, the final weights are kept under the home, named by the content hash."""
     spec = tiny_spec("srm", epochs=3)
     marker = tmp_path / "crashed-once"
     starts = []
@@ -74,6 +78,8 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path):
     assert clean.result["resumed_from_epoch"] == 0
     assert crashed[0].result["top1"] == clean.result["top1"]
     assert crashed[0].result["loss"] == pytest.approx(clean.result["loss"], rel=1e-6)
+    kept = srm_home / "models" / f"{clean.result['content_hash']}.pt"
+    assert clean.result["weights_uri"] == kept.as_uri() and kept.is_file()
 
 
 def test_a_corrupt_image_fails_its_trial_while_the_others_finish(tmp_path):
