@@ -271,6 +271,49 @@ def results(job: str, format: str = typer.Option("table", help="table, markdown,
 
 @app.command()
 @friendly_errors
+def report(job: str, output: Path = typer.Option(Path("report.html"), "--output", "-o", help="where to write the page"),
+           url: Optional[str] = URL_OPTION) -> None:
+    """Write a finished job's report: one HTML page with its table and plots, images embedded."""
+    output.write_text(Client(url).report(job), encoding="utf-8")
+    console.print(f"wrote the report of job {job} to {output}")
+
+
+@app.command()
+@friendly_errors
+def leaderboard(dataset: Optional[str] = typer.Option(None), backbone: Optional[str] = typer.Option(None),
+                protocol: Optional[str] = typer.Option(None),
+                mlflow_url: bool = typer.Option(False, "--mlflow-url",
+                                                help="also print a link to this leaderboard in MLflow's UI"),
+                url: Optional[str] = URL_OPTION) -> None:
+    """Variants pooled over finished jobs, best top-1 first; --mlflow-url links MLflow's runs table."""
+    from service.results import _millions
+
+    for board in Client(url).leaderboard(dataset=dataset, backbone=backbone, protocol=protocol):
+        table = Table("variant", "jobs", "trials", "top-1 (%)", "top-5 (%)", "params", "MACs", "images/s",
+                      title=f"{board['dataset']} / {board['backbone']} / protocol {board['protocol']} "
+                            f"({board['protocol_hash'][:8]})")
+        for row in board["rows"]:
+            table.add_row(row["variant"], str(row["n_jobs"]), str(row["n_trials"]),
+                          _mean_std(row["top1_mean"], row["top1_std"]), _mean_std(row["top5_mean"], row["top5_std"]),
+                          _millions(row["params"]), _millions(row["macs"]),
+                          "-" if row["images_per_s"] is None else f"{row['images_per_s']:.0f}")
+        console.print(table)
+    if mlflow_url:
+        from service.mlflow_link import leaderboard_link, ui_address
+
+        link, address = leaderboard_link(dataset), ui_address()
+        if address.start_command:
+            console.print(f"No MLflow UI is configured (set SRM_BENCH_MLFLOW_UI_URL). Start one with:\n"
+                          f"  {address.start_command}\nthen open:", soft_wrap=True)
+        console.print(link, soft_wrap=True, markup=False)
+
+
+def _mean_std(mean: float | None, std: float | None) -> str:
+    return "-" if mean is None else f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
+
+
+@app.command()
+@friendly_errors
 def presets() -> None:
     """List the paper's experiments that `submit --preset` accepts."""
     from service.presets import list_presets

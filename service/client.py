@@ -58,6 +58,12 @@ class Client:
         response = self.request("GET", f"/v1/jobs/{job_id}/results", params={"format": fmt})
         return response.json() if fmt == "json" else response.text
 
+    def leaderboard(self, **params: Any) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/leaderboard", params={k: v for k, v in params.items() if v}).json()
+
+    def report(self, job_id: str) -> str:
+        return self.request("GET", f"/v1/jobs/{job_id}/report").text
+
     def health(self) -> dict[str, Any]:
         response = self.http.get("/healthz")
         return response.json()

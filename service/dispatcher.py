@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import db, settings
+from service import db, mlflow_sync, reports, settings
 from service.models import FINISHED, Job, Trial, utcnow
 from service.results import write_summaries
 
@@ -136,7 +136,9 @@ class Dispatcher:
                 self._finish(session, job, cancelled=True)
                 return
             to_run = self._prepare_trials(session, job)
-            spec, name, parent_run = job.spec, job.name or job.id, job.mlflow_run_id
+            spec, name, parent_run = job.spec, job.name, job.mlflow_run_id
+        if parent_run:  # taken over: re-attach to the job's run, close the runs its trials left open
+            mlflow_sync.take_over_runs(job_id, parent_run)
         parent_run = parent_run or self._start_mlflow_run(job_id, name, spec)
         outcomes: list[Any] = []
         if to_run and not stop.is_set():
@@ -202,7 +204,7 @@ class Dispatcher:
             donors.setdefault(row.content_hash, row)
         return donors
 
-    def _start_mlflow_run(self, job_id: str, name: str, spec: dict[str, Any]) -> str | None:
+    def _start_mlflow_run(self, job_id: str, name: str | None, spec: dict[str, Any]) -> str | None:
         from workers.tracking import client, start_job_run
 
         try:
@@ -343,6 +345,7 @@ class Dispatcher:
         write_summaries(session, job, self._log_summaries(job, parent_run or job.mlflow_run_id))
         session.commit()
         log.info("job %s %s", job.id, job.status)
+        reports.publish_job_report(session, job.id)
 
     @staticmethod
     def _log_summaries(job: Job, parent_run: str | None) -> dict[str, str]:
@@ -354,9 +357,11 @@ class Dispatcher:
         mlflow_status = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}[job.status]
         try:
             pairs = [(t.spec, t.metrics) for t in job.trials if t.status == "succeeded" and t.metrics]
-            run_ids = log_variant_summaries(parent_run, pairs) if pairs else {}
+            run_ids = log_variant_summaries(parent_run, pairs, mlflow_sync.comparisons(job.trials)) if pairs else {}
             end_job_run(parent_run, mlflow_status)
             return run_ids or {}
         except Exception:
             log.exception("job %s: could not log variant summaries to MLflow", job.id)
             return {}
+        finally:
+            mlflow_sync.close_all_runs(job.id, parent_run, "KILLED")

@@ -17,5 +17,14 @@ class JobNotFound(LookupError):
         self.job_id = job_id
 
 
+class JobNotFinished(ValueError):
+    """Something only a finished job has (its report) was asked of a queued or running one."""
+
+    def __init__(self, job_id: str, status: str):
+        super().__init__(f"job {job_id} is {status}; its report is made when it ends "
+                         "(succeeded, failed or cancelled)")
+        self.job_id, self.status = job_id, status
+
+
 class IdempotencyConflict(ValueError):
     """The same Idempotency-Key was sent with a different body."""

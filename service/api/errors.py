@@ -6,7 +6,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from service.errors import IdempotencyConflict, JobNotFound, SpecError
+from service.errors import IdempotencyConflict, JobNotFinished, JobNotFound, SpecError
 
 log = logging.getLogger("srm_bench.api")
 
@@ -25,6 +25,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(JobNotFound)
     async def _not_found(_: Request, err: JobNotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(err)})
+
+    @app.exception_handler(JobNotFinished)
+    async def _not_finished(_: Request, err: JobNotFinished) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(err)})
 
     @app.exception_handler(IdempotencyConflict)
     async def _conflict(_: Request, err: IdempotencyConflict) -> JSONResponse:
