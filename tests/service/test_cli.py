@@ -15,6 +15,8 @@ UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
     (["status", "abc", "--url", UNREACHABLE], "cannot reach"),
     (["results", "abc", "--url", UNREACHABLE], "cannot reach"),
     (["results", "abc", "--format", "pdf"], "--format 'pdf' is not valid"),
+    (["report", "abc", "--url", UNREACHABLE], "cannot reach"),
+    (["leaderboard", "--url", UNREACHABLE], "cannot reach"),
     (["submit", "--override", "epochs", "--url", UNREACHABLE], "should look like key=value"),
     (["submit", "/no/such/spec.yaml"], "No such file"),
 ])
