@@ -299,13 +299,21 @@ def leaderboard(dataset: Optional[str] = typer.Option(None), backbone: Optional[
                           "-" if row["images_per_s"] is None else f"{row['images_per_s']:.0f}")
         console.print(table)
     if mlflow_url:
-        from service.mlflow_link import leaderboard_link, ui_address
+        from service.mlflow_link import leaderboard_link
 
-        link, address = leaderboard_link(dataset), ui_address()
-        if address.start_command:
-            console.print(f"No MLflow UI is configured (set SRM_BENCH_MLFLOW_UI_URL). Start one with:\n"
-                          f"  {address.start_command}\nthen open:", soft_wrap=True)
-        console.print(link, soft_wrap=True, markup=False)
+        _print_mlflow_advice(leaderboard_link(dataset))
+
+
+def _print_mlflow_advice(link: str) -> None:
+    """The link; first, when no MLflow UI is configured, the command that starts one."""
+    from service.mlflow_link import ui_address
+
+    address = ui_address()
+    if address.start_command:
+        console.print("No MLflow UI is configured (SRM_BENCH_MLFLOW_UI_URL). Start one with:", soft_wrap=True)
+        console.print(f"  {address.start_command}", soft_wrap=True, markup=False)
+        console.print("then open:")
+    console.print(link, soft_wrap=True, markup=False)
 
 
 def _mean_std(mean: float | None, std: float | None) -> str:
@@ -356,7 +364,7 @@ def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
          epochs: Optional[int] = typer.Option(None, help="override the quick protocol's epochs")) -> None:
     """Serve on a free port, compare baseline/SE/GE/SRM on generated textures (5-fold CV), print the table."""
     from service import settings
-    from workers.tracking import tracking_uri
+    from service.mlflow_link import job_runs_link
 
     logging.basicConfig(level=logging.WARNING)
     # Keep the terminal for the progress bar and the table: Tune's own status boxes and warnings off.
@@ -381,7 +389,9 @@ def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
             console.print(f"{reused} trials reused from earlier identical runs (same content hash)")
         print_results(client.results(created["id"]))
         console.print(f"job {detail['status']} in {time.monotonic() - started:.0f} s. "
-                      f"MLflow runs: mlflow ui --backend-store-uri {tracking_uri()}")
+                      f"Report: srm-bench report {created['id']} -o report.html (while serving), "
+                      f"or {settings.home() / 'reports' / (created['id'] + '.html')}")
+        _print_mlflow_advice(job_runs_link())
     finally:
         server.should_exit = True
         thread.join(timeout=90)

@@ -3,7 +3,10 @@ table, filtered to a dataset, sorted by top1_mean, with the leaderboard's column
 
 MLflow's runs page reads a view (filter, sort order, columns) from an experiment tag
 ``mlflow.sharedViewState.<key>`` named by the ``viewStateShareKey`` URL parameter, which is how
-its own "share" button makes links. The UI's address: SRM_BENCH_MLFLOW_UI_URL, else
+its own "share" button makes links. MLflow 3.17's UI picks an experiment's first page by its
+GenAI / Model training switch (the ``workflowType`` URL parameter, else the user's last choice)
+rather than by the experiment's kind tag, so every link here names the model-training side.
+The UI's address: SRM_BENCH_MLFLOW_UI_URL, else
 MLFLOW_TRACKING_URI when that is an MLflow server, else `mlflow ui`'s default address, with the
 command that starts it.
 """
@@ -19,6 +22,7 @@ MLFLOW_UI_DEFAULT = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless 
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
 LEADERBOARD_METRICS = ("top1_mean", "top1_std", "gain_top1", "n_folds", "corrected_t_pvalue", "p_better")
 LEADERBOARD_PARAMS = ("dataset", "backbone", "protocol", "variant", "job_id")
+MODEL_TRAINING = "workflowType=machine_learning"
 
 
 @dataclass(frozen=True)
@@ -57,4 +61,16 @@ def leaderboard_link(dataset: str | None = None) -> str:
     view = json.dumps(leaderboard_view(dataset), sort_keys=True)
     key = "srm-bench-" + hashlib.sha256(view.encode()).hexdigest()[:16]
     mlflow.set_experiment_tag(experiment, SHARED_VIEW_TAG + key, view)
-    return f"{ui_address().url}/#/experiments/{experiment}/runs?viewStateShareKey={key}"
+    return f"{experiment_runs_link(experiment)}&viewStateShareKey={key}"
+
+
+def experiment_runs_link(experiment_id: str) -> str:
+    """The experiment's runs table in MLflow's UI."""
+    return f"{ui_address().url}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING}"
+
+
+def job_runs_link() -> str:
+    """The runs table of the experiment every job logs to."""
+    from workers.tracking import client, experiment_id
+
+    return experiment_runs_link(experiment_id(client()))
