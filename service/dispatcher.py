@@ -343,9 +343,9 @@ class Dispatcher:
         job.finished_at, job.lease_owner, job.lease_expires_at = now, None, None
         session.flush()
         write_summaries(session, job, self._log_summaries(job, parent_run or job.mlflow_run_id))
+        reports.publish_job_report(session, job.id)  # before the commit: a finished job has its report
         session.commit()
         log.info("job %s %s", job.id, job.status)
-        reports.publish_job_report(session, job.id)
 
     @staticmethod
     def _log_summaries(job: Job, parent_run: str | None) -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from service.stats import describe
 
@@ -124,6 +125,7 @@ def training_curves(variants: list[str], histories: dict[str, list[list[dict]]])
     loss.set(xlabel="epoch", ylabel="loss", title="Loss (mean over folds ± 1 std)")
     for axis in (accuracy, loss):
         axis.grid(alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     accuracy.legend(fontsize="small", ncol=2)
     figure.tight_layout()
     return figure
