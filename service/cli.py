@@ -389,8 +389,7 @@ def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
             console.print(f"{reused} trials reused from earlier identical runs (same content hash)")
         print_results(client.results(created["id"]))
         console.print(f"job {detail['status']} in {time.monotonic() - started:.0f} s. "
-                      f"Report: srm-bench report {created['id']} -o report.html (while serving), "
-                      f"or {settings.home() / 'reports' / (created['id'] + '.html')}")
+                      f"Report: {settings.home() / 'reports' / (created['id'] + '.html')}")
         _print_mlflow_advice(job_runs_link())
     finally:
         server.should_exit = True

@@ -83,7 +83,7 @@ def paired_differences(rows: list[dict[str, Any]], folds: list[dict[str, Any]]) 
                           fmt="s", color="tab:red", capsize=4,
                           label="corrected 95% CI" if position == 0 else None)
     axis.set_yticks(range(len(compared)), [r["variant"] for r in compared])
-    axis.set_ylim(-0.6, len(compared) - 0.4)
+    axis.set_ylim(len(compared) - 0.4, -0.6)  # first variant on top, as in the table
     axis.set(xlabel="top-1 difference to the baseline (percentage points)",
              title="Paired differences against the baseline")
     axis.legend(loc="best", fontsize="small")
