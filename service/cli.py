@@ -166,6 +166,8 @@ def submit(spec_file: Optional[Path] = typer.Argument(None, help="a JSON or YAML
            variant: Optional[list[str]] = typer.Option(None, help="repeatable; srm or srm:pooling=avg+max"),
            folds: Optional[int] = typer.Option(None, help="k for k-fold CV"),
            official_split: bool = typer.Option(False, help="use the dataset's official split (folds=null)"),
+           repeats: Optional[int] = typer.Option(None, help="repetitions of k-fold CV (1-20), each reshuffled"),
+           rope: Optional[float] = typer.Option(None, help="region of practical equivalence, top-1 points"),
            seed: Optional[list[int]] = typer.Option(None, help="repeatable"),
            protocol: Optional[str] = typer.Option(None),
            override: Optional[list[str]] = typer.Option(None, help="repeatable protocol change: key=value"),
@@ -177,6 +179,7 @@ def submit(spec_file: Optional[Path] = typer.Argument(None, help="a JSON or YAML
     if not isinstance(body, dict):
         raise ValueError(f"{spec_file} should hold a mapping of job fields")
     flags = {"preset": preset, "dataset": dataset, "backbone": backbone, "folds": folds, "protocol": protocol,
+             "repeats": repeats, "rope": rope,
              "name": name, "variants": [_parse_variant(v) for v in variant] if variant else None,
              "seeds": list(seed) if seed else None,
              "overrides": dict(_parse_override(o) for o in override) if override else None}
@@ -228,10 +231,10 @@ def _print_trials(detail: dict[str, Any]) -> None:
                   f"trials finished ({', '.join(f'{k} {v}' for k, v in sorted(progress['counts'].items()))})")
     if detail.get("error"):
         console.print(f"[red]{detail['error']}[/red]")
-    table = Table("variant", "fold", "seed", "status", "attempts", "progress", "val top-1", "top-1", "device",
-                  "time (s)", "error")
+    table = Table("variant", "repeat", "fold", "seed", "status", "attempts", "progress", "val top-1", "top-1",
+                  "device", "time (s)", "error")
     for t in detail["trials"]:
-        table.add_row(t["variant"], "-" if t["fold"] is None else str(t["fold"]), str(t["seed"]),
+        table.add_row(t["variant"], str(t["repeat"]), "-" if t["fold"] is None else str(t["fold"]), str(t["seed"]),
                       t["status"] + (" (reused)" if t["reused"] else ""), str(t["attempts"]), _trial_progress(t),
                       "-" if t["val_top1"] is None else f"{t['val_top1']:.2f}",
                       "-" if t["top1"] is None else f"{t['top1']:.4f}", t["device"] or "",
@@ -256,31 +259,39 @@ def cancel(job: str, url: Optional[str] = URL_OPTION, token: Optional[str] = TOK
                   + (" (stopping its running trials)" if detail["status"] == "running" else ""))
 
 
-def print_results(results: dict[str, Any]) -> None:
-    from service.results import table_rows
+def print_results(results: dict[str, Any], verdicts: bool = True) -> None:
+    from service.results import table_note, table_rows, verdict_sentences
 
     header, cells = table_rows(results)
     table = Table(*header, title=f"{results['dataset']} / {results['backbone']} / protocol {results['protocol']}")
     for row in cells:
         table.add_row(*row)
     console.print(table)
-    console.print(f"mean ± std over folds; gain = variant minus baseline on the same folds. {results['test_note']}.")
+    console.print(table_note(results))
+    if verdicts:
+        print_verdicts(verdict_sentences(results))
+
+
+def print_verdicts(sentences: list[str]) -> None:
+    for sentence in sentences:
+        console.print(sentence, highlight=False)
 
 
 @app.command()
 @friendly_errors
 def results(job: str, format: str = typer.Option("table", help="table, markdown, csv or json"),  # noqa: A002
+            rope: Optional[float] = typer.Option(None, help="ROPE in top-1 points [default: the job's, else 0.5]"),
             url: Optional[str] = URL_OPTION) -> None:
-    """Print a job's per-variant results with the paired tests."""
+    """Print a job's per-variant results: gain with its corrected CI, corrected p, P(better/equiv/worse), verdict."""
     if format not in ("table", "markdown", "csv", "json"):
         raise ValueError(f"--format {format!r} is not valid; use table, markdown, csv or json")
     client = Client(url)
     if format == "table":
-        print_results(client.results(job))
+        print_results(client.results(job, rope=rope))
     elif format == "json":
-        console.print_json(json.dumps(client.results(job)))
+        console.print_json(json.dumps(client.results(job, rope=rope)))
     else:
-        typer.echo(client.results(job, format), nl=False)
+        typer.echo(client.results(job, format, rope=rope), nl=False)
 
 
 @app.command()
@@ -337,12 +348,12 @@ def _mean_std(mean: float | None, std: float | None) -> str:
 @app.command()
 @friendly_errors
 def presets() -> None:
-    """List the paper's experiments that `submit --preset` accepts."""
+    """List the paper's experiments (`submit --preset`) and the studies (`study submit --preset`)."""
     from service.presets import list_presets
 
-    table = Table("preset", "paper", "what it runs")
+    table = Table("preset", "kind", "paper", "what it runs")
     for preset in list_presets():
-        table.add_row(preset["name"], preset["paper"], preset["description"])
+        table.add_row(preset["name"], preset["kind"], preset["paper"], preset["description"])
     console.print(table)
 
 
@@ -379,6 +390,7 @@ def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
     """Serve on a free port, compare baseline/SE/GE/SRM on generated textures (5-fold CV), print the table."""
     from service import settings
     from service.mlflow_link import job_runs_link
+    from service.results import verdict_sentences
 
     logging.basicConfig(level=logging.WARNING)
     # Keep the terminal for the progress bar and the table: Tune's own status boxes and warnings off.
@@ -401,10 +413,17 @@ def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
         reused = sum(t["reused"] for t in detail["trials"])
         if reused:
             console.print(f"{reused} trials reused from earlier identical runs (same content hash)")
-        print_results(client.results(created["id"]))
+        outcome = client.results(created["id"])
+        print_results(outcome, verdicts=False)
         console.print(f"job {detail['status']} in {time.monotonic() - started:.0f} s. "
                       f"Report: {settings.home() / 'reports' / (created['id'] + '.html')}")
+        console.print("[bold]Verdicts[/bold] (Bayesian correlated t-test, decided at 0.95; "
+                      f"`srm-bench plan {created['id']}` for more):")
+        print_verdicts(verdict_sentences(outcome))
         _print_mlflow_advice(job_runs_link())
     finally:
         server.should_exit = True
         thread.join(timeout=90)
+
+
+import service.cli_studies  # noqa: E402,F401  (registers `plan` and the `study` commands on `app`)

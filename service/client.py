@@ -54,8 +54,9 @@ class Client:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self.request("DELETE", f"/v1/jobs/{job_id}").json()
 
-    def results(self, job_id: str, fmt: str = "json") -> Any:
-        response = self.request("GET", f"/v1/jobs/{job_id}/results", params={"format": fmt})
+    def results(self, job_id: str, fmt: str = "json", rope: float | None = None) -> Any:
+        params = {"format": fmt} | ({"rope": rope} if rope is not None else {})
+        response = self.request("GET", f"/v1/jobs/{job_id}/results", params=params)
         return response.json() if fmt == "json" else response.text
 
     def leaderboard(self, **params: Any) -> list[dict[str, Any]]:
@@ -63,6 +64,23 @@ class Client:
 
     def report(self, job_id: str) -> str:
         return self.request("GET", f"/v1/jobs/{job_id}/report").text
+
+    def plan(self, kind: str, item_id: str, effect: float) -> dict[str, Any]:
+        """kind: jobs or studies."""
+        return self.request("GET", f"/v1/{kind}/{item_id}/plan", params={"effect": effect}).json()
+
+    def submit_study(self, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.request("POST", "/v1/studies", json=body, headers=headers).json()
+
+    def study(self, study_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/studies/{study_id}").json()
+
+    def study_results(self, study_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/studies/{study_id}/results").json()
+
+    def study_plot(self, study_id: str, name: str) -> bytes:
+        return self.request("GET", f"/v1/studies/{study_id}/plots/{name}.png").content
 
     def health(self) -> dict[str, Any]:
         response = self.http.get("/healthz")

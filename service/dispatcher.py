@@ -47,8 +47,13 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _trial_key(variant: str, fold: int | None, seed: int) -> tuple[str, int | None, int]:
-    return variant, fold, seed
+def _trial_key(variant: str, repeat: int, fold: int | None, seed: int) -> tuple[str, int, int | None, int]:
+    return variant, repeat, fold, seed
+
+
+def _spec_key(spec: Any) -> tuple[str, int, int | None, int]:
+    """A trial spec's key: trials of a job are told apart by (variant, repeat, fold, seed)."""
+    return _trial_key(spec.variant_label(), spec.repeat, spec.fold, spec.seed)
 
 
 class Dispatcher:
@@ -242,10 +247,10 @@ class Dispatcher:
         from workers.spec import TrialSpec
 
         specs = [TrialSpec.from_dict(t.spec) for t in trials]
-        trial_ids = {_trial_key(t.variant, t.fold, t.seed): t.id for t in trials}
+        trial_ids = {_trial_key(t.variant, t.repeat, t.fold, t.seed): t.id for t in trials}
 
         def on_trial_complete(trial_spec, result, error) -> None:
-            trial_id = trial_ids[_trial_key(trial_spec.variant_label(), trial_spec.fold, trial_spec.seed)]
+            trial_id = trial_ids[_spec_key(trial_spec)]
             if result is not None and error is None:
                 self._record(trial_id, "succeeded", result, None)
             elif flags["cancel"]:
@@ -255,8 +260,7 @@ class Dispatcher:
             # else: stopped by a shutdown, not by its own fault; it stays unfinished and is requeued
 
         def on_trial_progress(trial_spec, progress: dict) -> None:
-            self._progress(trial_ids[_trial_key(trial_spec.variant_label(), trial_spec.fold, trial_spec.seed)],
-                           progress)
+            self._progress(trial_ids[_spec_key(trial_spec)], progress)
 
         # A fresh Tune experiment per attempt: trials that SQL has as finished are never handed over again.
         attempt = max(t.attempts for t in trials)
@@ -321,10 +325,10 @@ class Dispatcher:
 
     def _apply_outcomes(self, session: Session, job: Job, outcomes: list[Any]) -> None:
         """Outcomes whose callback never reached SQL are written now; trials learn their MLflow run ids."""
-        trials = {_trial_key(t.variant, t.fold, t.seed): t for t in job.trials}
+        trials = {_trial_key(t.variant, t.repeat, t.fold, t.seed): t for t in job.trials}
         for outcome in outcomes:
             spec = outcome.spec
-            trial = trials.get(_trial_key(spec.variant_label(), spec.fold, spec.seed))
+            trial = trials.get(_spec_key(spec))
             if trial is None:
                 continue
             if trial.status not in FINISHED:

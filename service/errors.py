@@ -17,7 +17,17 @@ class JobNotFound(LookupError):
         self.job_id = job_id
 
 
-class JobNotFinished(ValueError):
+class StudyNotFound(LookupError):
+    def __init__(self, study_id: str):
+        super().__init__(f"no study with id {study_id!r}")
+        self.study_id = study_id
+
+
+class NotReady(ValueError):
+    """The thing asked for cannot be made from what exists yet (e.g. a study's plot before its results)."""
+
+
+class JobNotFinished(NotReady):
     """Something only a finished job has (its report) was asked of a queued or running one."""
 
     def __init__(self, job_id: str, status: str):

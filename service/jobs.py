@@ -14,6 +14,21 @@ from service.models import FINISHED, Job, Trial, utcnow
 from service.planning import PlannedJob
 
 
+def new_job(planned: PlannedJob, idempotency_key: str | None = None, study_id: str | None = None) -> Job:
+    """A queued job and its trials, not yet added to a session."""
+    spec = planned.spec.model_dump(mode="json")
+    job = Job(id=uuid.uuid4().hex, name=planned.spec.name, spec=spec, status="queued", study_id=study_id,
+              dataset=planned.spec.dataset, backbone=planned.spec.backbone, protocol=planned.spec.protocol,
+              protocol_hash=planned.protocol_hash, dataset_fingerprint=planned.dataset_fingerprint,
+              n_trials=len(planned.trials), idempotency_key=idempotency_key, cancel_requested=False,
+              created_at=utcnow())
+    job.trials = [Trial(variant=t.variant, repeat=t.repeat, fold=t.fold, seed=t.seed,
+                        spec=t.spec | {"job_id": job.id}, content_hash=t.content_hash, status="queued",
+                        attempts=0, reused=False)
+                  for t in planned.trials]
+    return job
+
+
 def create_job(session: Session, planned: PlannedJob, idempotency_key: str | None = None) -> tuple[Job, bool]:
     """Insert a queued job and its trials; returns (job, created). A known key returns the first job."""
     spec = planned.spec.model_dump(mode="json")
@@ -21,14 +36,7 @@ def create_job(session: Session, planned: PlannedJob, idempotency_key: str | Non
         existing = _job_by_key(session, idempotency_key)
         if existing is not None:
             return _replay(existing, spec), False
-    job = Job(id=uuid.uuid4().hex, name=planned.spec.name, spec=spec, status="queued",
-              dataset=planned.spec.dataset, backbone=planned.spec.backbone, protocol=planned.spec.protocol,
-              protocol_hash=planned.protocol_hash, dataset_fingerprint=planned.dataset_fingerprint,
-              n_trials=len(planned.trials), idempotency_key=idempotency_key, cancel_requested=False,
-              created_at=utcnow())
-    job.trials = [Trial(variant=t.variant, fold=t.fold, seed=t.seed, spec=t.spec | {"job_id": job.id},
-                        content_hash=t.content_hash, status="queued", attempts=0, reused=False)
-                  for t in planned.trials]
+    job = new_job(planned, idempotency_key)
     session.add(job)
     try:
         session.commit()
@@ -46,10 +54,15 @@ def _job_by_key(session: Session, key: str) -> Job | None:
 
 
 def _replay(job: Job, spec: dict[str, Any]) -> Job:
-    if job.spec != spec:
-        raise IdempotencyConflict(f"Idempotency-Key was already used for job {job.id} with a different spec; "
-                                  "use a new key for a new job")
-    return job
+    return replay(job, spec, "job")
+
+
+def replay(row: Any, spec: dict[str, Any], kind: str) -> Any:
+    """The row an Idempotency-Key created, if this request repeats it; a different body is a conflict."""
+    if row.spec != spec:
+        raise IdempotencyConflict(f"Idempotency-Key was already used for {kind} {row.id} with a different spec; "
+                                  f"use a new key for a new {kind}")
+    return row
 
 
 def get_job(session: Session, job_id: str, with_trials: bool = False) -> Job:

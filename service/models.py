@@ -25,6 +25,20 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
 
 
+class Study(Base):
+    """One comparison over several datasets: a job per dataset, ranked together (Demšar 2006)."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    jobs: Mapped[list[Job]] = relationship(back_populates="study", order_by="Job.dataset")
+
+
 class Job(Base):
     """One submitted comparison: a spec expanded into trials (variant x fold x seed)."""
 
@@ -50,18 +64,22 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id", name="fk_jobs_study_id",
+                                                            ondelete="SET NULL"))
 
     trials: Mapped[list[Trial]] = relationship(back_populates="job", order_by="Trial.id",
                                                cascade="all, delete-orphan")
+    study: Mapped[Study | None] = relationship(back_populates="jobs")
 
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_dataset_created", "dataset", "created_at"),
+        Index("ix_jobs_study_id", "study_id"),
     )
 
 
 class Trial(Base):
-    """One training run: a variant on one fold with one seed. Ended exactly once."""
+    """One training run: a variant on one fold of one repeat with one seed. Ended exactly once."""
 
     __tablename__ = "trials"
 
@@ -71,6 +89,7 @@ class Trial(Base):
     variant: Mapped[str] = mapped_column(String(200))
     fold: Mapped[int | None]
     seed: Mapped[int] = mapped_column(Integer)
+    repeat: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     spec: Mapped[dict[str, Any]]
     content_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="queued")
@@ -127,6 +146,10 @@ class VariantSummary(Base):
     macs: Mapped[int | None] = mapped_column(BigInteger)
     images_per_s: Mapped[float | None] = mapped_column(Float)
     group_top1: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # top-1 per "repeat/fold/seed" key and the trials' mean held-out/training size ratio: what the
+    # leaderboard's corrected tests pair on (service.ranking).
+    pairs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    test_train_ratio: Mapped[float | None] = mapped_column(Float)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

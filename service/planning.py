@@ -19,6 +19,7 @@ from service.schemas import JobRequest, JobSpec
 @dataclass
 class PlannedTrial:
     variant: str
+    repeat: int
     fold: int | None
     seed: int
     spec: dict[str, Any]
@@ -124,15 +125,19 @@ def plan(request: JobRequest | JobSpec) -> PlannedJob:
 
     spec = resolve_request(request) if isinstance(request, JobRequest) else request
     protocol = _protocol(spec)
+    if spec.folds is None and spec.repeats > 1:
+        raise SpecError("repeats", "the official split cannot be repeated; give folds (k >= 2) for repeated "
+                                   "k-fold cross-validation, or repeats=1")
     folds: list[int | None] = list(range(spec.folds)) if spec.folds else [None]
     trial_specs = [
         TrialSpec(dataset=spec.dataset, backbone=spec.backbone, variant=variant.as_dict(), fold=fold,
-                  n_folds=spec.folds, seed=seed, protocol=spec.protocol, overrides=dict(spec.overrides))
-        for variant in spec.variants for seed in spec.seeds for fold in folds
+                  n_folds=spec.folds, seed=seed, repeat=repeat, protocol=spec.protocol,
+                  overrides=dict(spec.overrides))
+        for variant in spec.variants for seed in spec.seeds for repeat in range(spec.repeats) for fold in folds
     ]
-    _check_variants(spec, trial_specs[::len(spec.seeds) * len(folds)])
+    _check_variants(spec, trial_specs[::len(spec.seeds) * spec.repeats * len(folds)])
     summary = _dataset_summary(spec)
-    trials = [PlannedTrial(variant=t.variant_label(), fold=t.fold, seed=t.seed, spec=t.to_dict(),
+    trials = [PlannedTrial(variant=t.variant_label(), repeat=t.repeat, fold=t.fold, seed=t.seed, spec=t.to_dict(),
                            content_hash=t.content_hash(summary.fingerprint)) for t in trial_specs]
     return PlannedJob(spec=spec, protocol_hash=protocol.hash, dataset_fingerprint=summary.fingerprint,
                       trials=trials)

@@ -87,14 +87,45 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Studies (POST /v1/studies): one comparison over several datasets, a job per dataset.
+STUDY_PRESETS: dict[str, dict[str, Any]] = {
+    "study-generated": {
+        "paper": "not in the paper: the claim across problems, on generated data (runs on CPU)",
+        "description": "baseline/SE/GE/SRM on textures, stylized_shapes and digits, CIFAR ResNet-20, "
+                       "5-fold CV x 2 repeats, quick protocol",
+        "spec": {"datasets": ["textures", "stylized_shapes", "digits"], "backbone": "cifar_resnet20",
+                 "variants": _BASE4, "folds": 5, "repeats": 2, "protocol": "quick"},
+    },
+    "study-real": {
+        "paper": "Tables 2 and 5 as one study",
+        "description": "baseline/SE/GE/SRM on DTD, CIFAR-10 and CIFAR-100 from the data dir, CIFAR ResNet-56, "
+                       "5-fold CV, CIFAR protocol (32-pixel crops)",
+        "spec": {"datasets": ["dtd", "cifar10", "cifar100"], "backbone": "cifar_resnet56", "variants": _BASE4,
+                 "folds": 5, "protocol": "cifar", "resources": {"cpus": 2, "gpus": 1}},
+    },
+}
+
+
 def list_presets() -> list[dict[str, Any]]:
-    return [{"name": name} | preset for name, preset in PRESETS.items()]
+    return ([{"name": name, "kind": "job"} | preset for name, preset in PRESETS.items()]
+            + [{"name": name, "kind": "study"} | preset for name, preset in STUDY_PRESETS.items()])
+
+
+def _copy(spec: dict[str, Any]) -> dict[str, Any]:
+    return {key: (list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value)
+            for key, value in spec.items()}
 
 
 def expand(name: str) -> dict[str, Any]:
     """The preset's spec as a plain dict (a copy: callers may change it)."""
     if name not in PRESETS:
-        raise SpecError("preset", f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
-    spec = PRESETS[name]["spec"]
-    return {key: (list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value)
-            for key, value in spec.items()} | {"name": name}
+        hint = " (a study preset: POST it to /v1/studies)" if name in STUDY_PRESETS else ""
+        raise SpecError("preset", f"unknown preset {name!r}{hint}; valid presets: {', '.join(PRESETS)}")
+    return _copy(PRESETS[name]["spec"]) | {"name": name}
+
+
+def expand_study(name: str) -> dict[str, Any]:
+    """A study preset's spec as a plain dict (a copy)."""
+    if name not in STUDY_PRESETS:
+        raise SpecError("preset", f"unknown study preset {name!r}; valid study presets: {', '.join(STUDY_PRESETS)}")
+    return _copy(STUDY_PRESETS[name]["spec"]) | {"name": name}

@@ -23,11 +23,12 @@ from service.results import job_results, table_rows
 
 log = logging.getLogger("srm_bench.reports")
 ARTIFACT_NAME = "report.html"
-_templates = Environment(loader=PackageLoader("service", "templates"), autoescape=select_autoescape(["html"]))
+templates = Environment(loader=PackageLoader("service", "templates"), autoescape=select_autoescape(["html"]))
 
 
-def report_path(job_id: str) -> Path:
-    return settings.home() / "reports" / f"{job_id}.html"
+def report_path(name: str) -> Path:
+    """Where a report is stored: ``<job id>.html`` or ``study-<study id>.html``."""
+    return settings.home() / "reports" / f"{name}.html"
 
 
 def _histories(session: Session, job_id: str) -> dict[str, list[list[dict]]]:
@@ -58,14 +59,14 @@ def render_job_report(session: Session, job: Job) -> str:
          report_plots.training_curves(variants, _histories(session, job.id))),
     ]
     header, cells = table_rows(results)
-    return _templates.get_template("job_report.html").render(
+    return templates.get_template("job_report.html").render(
         job=job, results=results, header=header, cells=cells,
         figures=[{"title": t, "caption": c, "src": report_plots.png_data_uri(f)} for t, c, f in figures if f],
         missing=[t for t, _, f in figures if f is None])
 
 
-def _store(job_id: str, html: str) -> Path:
-    path = report_path(job_id)
+def _store(name: str, html: str) -> Path:
+    path = report_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(html, encoding="utf-8")
@@ -101,10 +102,15 @@ def job_report(session: Session, job_id: str) -> str:
         raise JobNotFound(job_id)
     if job.status not in FINISHED:
         raise JobNotFinished(job_id, job.status)
-    path = report_path(job_id)
-    if not path.is_file():
-        html = render_job_report(session, job)
-        _store(job_id, html)
-        return html
-    return path.read_text(encoding="utf-8")
+    return read_or_make(job_id, lambda: render_job_report(session, job))
+
+
+def read_or_make(name: str, render) -> str:
+    """The stored report ``name``; made with ``render()`` and stored when there is none yet."""
+    path = report_path(name)
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    html = render()
+    _store(name, html)
+    return html
 

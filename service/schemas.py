@@ -8,6 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 VariantKind = Literal["baseline", "se", "ge", "srm", "cbam"]
 DEFAULT_VARIANTS = ("baseline", "se", "ge", "srm")
+MAX_REPEATS = 20
+DEFAULT_ROPE = 0.5
+REPEATS_HELP = (f"repetitions of k-fold cross-validation (1-{MAX_REPEATS}); each reshuffles the stratified "
+                "split with its own seed, so the tests get folds x repeats x seeds pairs")
+ROPE_HELP = ("region of practical equivalence in top-1 points: gains within ±rope count as no difference "
+             "in the Bayesian test (default 0.5)")
 
 
 class Variant(BaseModel):
@@ -44,11 +50,13 @@ class JobSpec(BaseModel):
     variants: list[Variant] = Field(default_factory=lambda: [Variant(kind=k) for k in DEFAULT_VARIANTS],
                                     min_length=1)
     folds: int | None = Field(5, ge=2, description="k for k-fold cross-validation; null for the official split")
+    repeats: int = Field(1, ge=1, le=MAX_REPEATS, description=REPEATS_HELP)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     protocol: str = Field("quick", description="a training protocol name from the workers package")
     overrides: dict[str, Any] = Field(default_factory=dict,
                                       description="protocol fields to change: epochs, batch_size, lr, image_size ...")
     resources: Resources = Field(default_factory=Resources)
+    rope: float = Field(DEFAULT_ROPE, ge=0, description=ROPE_HELP)
     name: str | None = Field(None, max_length=200)
 
     _names = field_validator("variants", mode="before")(_variants_from_names)
@@ -61,22 +69,30 @@ class JobSpec(BaseModel):
         return seeds
 
 
-class JobRequest(BaseModel):
-    """POST /v1/jobs body: a full spec, or a preset plus any fields that change it."""
+class ComparisonFields(BaseModel):
+    """What a job and a study share: the comparison, without its dataset(s). Every field optional:
+    a preset fills the rest."""
 
     model_config = ConfigDict(extra="forbid")
-    preset: str | None = Field(None, description="a paper experiment from GET /v1/presets")
-    dataset: str | None = None
     backbone: str | None = None
     variants: list[Variant] | None = None
     folds: int | None = Field(None, ge=2)
+    repeats: int | None = Field(None, ge=1, le=MAX_REPEATS, description=REPEATS_HELP)
     seeds: list[int] | None = Field(None, min_length=1)
     protocol: str | None = None
     overrides: dict[str, Any] | None = None
     resources: Resources | None = None
+    rope: float | None = Field(None, ge=0, description=ROPE_HELP)
     name: str | None = Field(None, max_length=200)
 
     _names = field_validator("variants", mode="before")(_variants_from_names)
+
+
+class JobRequest(ComparisonFields):
+    """POST /v1/jobs body: a full spec, or a preset plus any fields that change it."""
+
+    preset: str | None = Field(None, description="a paper experiment from GET /v1/presets")
+    dataset: str | None = None
 
     def explicit_fields(self) -> dict[str, Any]:
         """The fields the client set (folds=null counts: it asks for the official split)."""
@@ -86,6 +102,7 @@ class JobRequest(BaseModel):
 class TrialOut(BaseModel):
     id: int
     variant: str
+    repeat: int
     fold: int | None
     seed: int
     status: str
@@ -144,6 +161,42 @@ class JobCreated(BaseModel):
 
 class JobPage(BaseModel):
     items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class StudyRequest(ComparisonFields):
+    """POST /v1/studies body: one comparison over several datasets (a job per dataset), or a study preset
+    plus any fields that change it."""
+
+    preset: str | None = Field(None, description="a study preset from GET /v1/presets (kind: study)")
+    datasets: list[str] | None = Field(None, description="2 or more distinct dataset names (3 or more for a "
+                                                         "post-hoc conclusion)")
+
+
+class StudyJob(BaseModel):
+    id: str
+    dataset: str
+    status: str
+    n_trials: int
+
+
+class StudyOut(BaseModel):
+    id: str
+    name: str | None
+    status: str = Field(description="queued or running while any job is; else failed, cancelled or succeeded")
+    datasets: list[str]
+    created_at: datetime
+
+
+class StudyDetail(StudyOut):
+    spec: dict[str, Any]
+    jobs: list[StudyJob]
+
+
+class StudyPage(BaseModel):
+    items: list[StudyOut]
     total: int
     limit: int
     offset: int

@@ -1,4 +1,7 @@
-"""Cross-validation statistics: mean, spread, confidence interval and paired tests (SciPy).
+"""Cross-validation statistics: mean, spread, confidence interval and the plain paired tests (SciPy).
+
+The plain paired t-test and Wilcoxon here are kept as secondary tests; the primary, fold-aware
+ones are in service.corrected.
 
 With k folds there are only k paired differences, so the tests can say little; every
 comparison reports the smallest p-value its test could reach with that many pairs.
@@ -111,11 +114,10 @@ def power_note(n_pairs: int) -> str:
     if n_pairs < 2:
         return "fewer than 2 paired folds: no test is possible"
     floor = min_wilcoxon_p(n_pairs)
-    note = (f"{n_pairs} paired folds: an exact two-sided Wilcoxon test can never go below "
+    note = (f"{n_pairs} pairs: the (secondary) exact two-sided Wilcoxon test can never go below "
             f"p = {floor:.4g}")
     if floor > 0.05:
-        note += ", so it cannot reach p < 0.05 however large the gain; read the t-test (which assumes "
-        note += "normal differences) and the gain's size with that in mind"
-    else:
-        note += "; folds share training data, so both tests overstate the evidence somewhat"
+        note += ", so it cannot reach p < 0.05 however large the gain (more pairs, from repeats, are the way out)"
+    note += ("; folds share training data, so the secondary plain t and Wilcoxon tests overstate the evidence: "
+             "the corrected t-test and the Bayesian test are the primary ones")
     return note

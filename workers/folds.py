@@ -25,14 +25,28 @@ def split_hash(held_out: np.ndarray) -> str:
     return hashlib.sha256(np.sort(held_out).astype(np.int64).tobytes()).hexdigest()
 
 
-def make_split(index: DatasetIndex, n_folds: int | None, fold: int | None, seed: int = 0) -> Split:
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The shuffle seed of repeat ``repeat``: repeat 0 keeps ``seed`` (the splits, and so the content
+    hashes, of runs made before repeats existed); every later repeat draws its own seed from both."""
+    if repeat == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
+
+
+def make_split(index: DatasetIndex, n_folds: int | None, fold: int | None, seed: int = 0,
+               repeat: int = 0) -> Split:
     """Fold ``fold`` of StratifiedKFold(n_folds, shuffle, seed) on all samples (train and test pooled).
 
     With no folds asked, the official test split where there is one, otherwise fold 0 of 5.
     The seed is the protocol's fold seed, not the trial seed, so fold i is the same everywhere.
+    Repeat r of repeated k-fold reshuffles with its own seed (`repeat_seed`).
     """
     labels = index.labels
+    if repeat < 0:
+        raise DatasetError(f"repeat must be >= 0; got {repeat}")
     if n_folds is None and fold is None and index.is_test is not None:
+        if repeat:
+            raise DatasetError("the official split cannot be repeated; give n_folds for repeated k-fold")
         held = np.flatnonzero(index.is_test)
         return Split(np.flatnonzero(~index.is_test), held, split_hash(held), "official")
     if n_folds is None:
@@ -46,6 +60,7 @@ def make_split(index: DatasetIndex, n_folds: int | None, fold: int | None, seed:
     if smallest < n_folds:
         raise DatasetError(f"{index.name}: {n_folds}-fold CV needs at least {n_folds} samples per class; "
                            f"the smallest class has {smallest}")
-    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=repeat_seed(seed, repeat))
     train, held = list(folds.split(np.zeros(len(labels)), labels))[fold]
-    return Split(train, held, split_hash(held), f"fold {fold} of {n_folds}")
+    where = f"fold {fold} of {n_folds}" + (f", repeat {repeat}" if repeat else "")
+    return Split(train, held, split_hash(held), where)

@@ -20,8 +20,7 @@ def job_run_name(job_id: str, name: str | None, spec: dict) -> str:
 def trial_run_name(spec: TrialSpec) -> str:
     """``srm · fold 2 · repeat 0 · seed 0`` (``official split`` when the spec has no fold)."""
     fold = "official split" if spec.fold is None else f"fold {spec.fold}"
-    repeat = getattr(spec, "repeat", 0)  # repeated cross-validation: the repeat the fold belongs to
-    return SEPARATOR.join([spec.variant_label(), fold, f"repeat {repeat}", f"seed {spec.seed}"])
+    return SEPARATOR.join([spec.variant_label(), fold, f"repeat {spec.repeat}", f"seed {spec.seed}"])
 
 
 def summary_run_name(variant: str, dataset: str, backbone: str) -> str:

@@ -14,7 +14,11 @@ VARIANT_KINDS = ("baseline", "se", "ge", "srm", "cbam")
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """What determines a trial's result (plus the job it belongs to, which does not)."""
+    """What determines a trial's result (plus the job it belongs to, which does not).
+
+    ``repeat`` is the repetition of k-fold cross-validation whose split ``fold`` indexes (0: the
+    first; each later one reshuffles with its own seed, see workers.folds.repeat_seed).
+    """
 
     dataset: str
     backbone: str
@@ -22,11 +26,14 @@ class TrialSpec:
     fold: int | None = None
     n_folds: int | None = None
     seed: int = 0
+    repeat: int = 0
     protocol: str = "quick"
     overrides: dict = field(default_factory=dict)
     job_id: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.repeat, int) or self.repeat < 0:
+            raise ValueError(f"repeat must be an integer >= 0; got {self.repeat!r}")
         kind = self.variant.get("kind") if isinstance(self.variant, dict) else None
         if kind not in VARIANT_KINDS:
             raise ValueError(f"variant must be a dict with 'kind' one of {', '.join(VARIANT_KINDS)}; "
@@ -58,11 +65,16 @@ class TrialSpec:
         return self.backbone if kind == "baseline" else f"{kind}_{self.backbone}"
 
     def content_hash(self, dataset_fingerprint: str) -> str:
-        """Equal hashes mean equal results are expected: everything but the job id goes in."""
+        """Equal hashes mean equal results are expected: everything but the job id goes in.
+
+        Repeat 0 leaves the payload as it was before repeats existed, so finished trials keep
+        their hashes and are reused."""
         payload = {
             "dataset_fingerprint": dataset_fingerprint, "backbone": self.backbone,
             "variant": self.variant, "fold": self.fold, "n_folds": self.n_folds, "seed": self.seed,
             "protocol_hash": get_protocol(self.protocol, self.overrides).hash,
             "code_version": code_version(),
         }
+        if self.repeat:
+            payload["repeat"] = self.repeat
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

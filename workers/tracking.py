@@ -119,7 +119,8 @@ def end_job_run(parent_run_id: str, status: str = "FINISHED") -> None:
 
 def trial_tags(spec: TrialSpec) -> dict[str, str]:
     return {KIND_TAG: "trial", "variant": spec.variant_label(), "dataset": spec.dataset,
-            "backbone": spec.backbone, "fold": str(spec.fold), "seed": str(spec.seed),
+            "backbone": spec.backbone, "repeat": str(spec.repeat), "fold": str(spec.fold),
+            "seed": str(spec.seed),
             "job_id": str(spec.job_id), "model": spec.model_name()}
 
 

@@ -187,7 +187,7 @@ def _extra_evaluations(model, spec, protocol, data, data_dir, device, autocast) 
         if other.index.class_names != data.index.class_names:
             raise DatasetError(f"eval dataset {name!r} has different classes from {spec.dataset!r}; "
                                "extra evaluations need the same class list")
-        split = make_split(other.index, spec.n_folds, spec.fold, protocol.fold_seed)
+        split = make_split(other.index, spec.n_folds, spec.fold, protocol.fold_seed, spec.repeat)
         results[name] = evaluate(model, _batches_for(other, protocol, device), split.held_out,
                                  protocol.batch_size * 2, other.num_classes, autocast)
         results[name]["split_hash"] = split.hash
@@ -221,7 +221,7 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
 
     data = load_dataset(spec.dataset, data_dir, size=protocol.stored_size(), in_memory=protocol.in_memory,
                         num_workers=protocol.num_workers)
-    split: Split = make_split(data.index, spec.n_folds, spec.fold, protocol.fold_seed)
+    split: Split = make_split(data.index, spec.n_folds, spec.fold, protocol.fold_seed, spec.repeat)
     torch.manual_seed(spec.seed)
     model = build_model(spec, data.num_classes, protocol.image_size)
     params, macs = count_complexity(model, protocol.image_size)
@@ -304,7 +304,7 @@ def run_trial(spec: TrialSpec | dict, *, data_dir=None, checkpoint_dir=None, rep
         "peak_memory_mb": peak_memory_mb(device), "device": describe_device(device),
         "epochs": epochs, "iterations": total_steps, "batch_size": batch_size,
         "dataset_fingerprint": data.fingerprint, "split_hash": split.hash, "split": split.description,
-        "num_train": int(len(split.train)), "num_eval": int(len(split.held_out)),
+        "repeat": spec.repeat, "num_train": int(len(split.train)), "num_eval": int(len(split.held_out)),
         "protocol": protocol.to_dict(), "protocol_hash": protocol.hash,
         "content_hash": spec.content_hash(data.fingerprint), "code_version": code_version(),
         "resumed_from_epoch": resumed_from, "history": history,

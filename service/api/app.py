@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, contextmanager, nullcontext
 from fastapi import FastAPI
 
 from service import db, settings
-from service.api import catalog, errors, jobs
+from service.api import catalog, errors, jobs, plots, studies
 from srm_models import __version__
 
 log = logging.getLogger("srm_bench.api")
@@ -55,6 +55,8 @@ def create_app(database_url: str | None = None, with_dispatcher: bool = False) -
     app.state.sessions = db.session_factory(url)
     errors.install(app)
     app.include_router(jobs.router, prefix="/v1")
+    app.include_router(studies.router, prefix="/v1")
+    app.include_router(plots.router, prefix="/v1")
     app.include_router(catalog.router, prefix="/v1")
     app.include_router(catalog.health_router)
     return app

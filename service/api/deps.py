@@ -5,7 +5,7 @@ import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Query, Request
 from sqlalchemy.orm import Session
 
 from service import settings
@@ -29,3 +29,10 @@ def require_writer(authorization: Annotated[str | None, Header()] = None) -> Non
         raise HTTPException(status_code=401, detail="this endpoint needs the header 'Authorization: Bearer <token>' "
                                                     "with the server's SRM_BENCH_API_TOKEN",
                             headers={"WWW-Authenticate": "Bearer"})
+
+
+RopeQuery = Annotated[float | None, Query(ge=0, description="region of practical equivalence in top-1 points "
+                                                            "(default: the job's rope, else 0.5)")]
+EffectQuery = Annotated[float, Query(gt=0, description="the gain in top-1 points to plan for")]
+NOT_FOUND_OR_INVALID = {404: {"description": "no such job or study"},
+                        422: {"description": "a query parameter out of range (named in the body)"}}

@@ -6,7 +6,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from service.errors import IdempotencyConflict, JobNotFinished, JobNotFound, SpecError
+from service.errors import IdempotencyConflict, JobNotFound, NotReady, SpecError, StudyNotFound
 
 log = logging.getLogger("srm_bench.api")
 
@@ -23,11 +23,12 @@ def install(app: FastAPI) -> None:
         return JSONResponse(status_code=422, content=spec_error_body(err))
 
     @app.exception_handler(JobNotFound)
-    async def _not_found(_: Request, err: JobNotFound) -> JSONResponse:
+    @app.exception_handler(StudyNotFound)
+    async def _not_found(_: Request, err: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(err)})
 
-    @app.exception_handler(JobNotFinished)
-    async def _not_finished(_: Request, err: JobNotFinished) -> JSONResponse:
+    @app.exception_handler(NotReady)
+    async def _not_ready(_: Request, err: NotReady) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(err)})
 
     @app.exception_handler(IdempotencyConflict)

@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
-from service import jobs, planning, reports, results
-from service.api.deps import SessionDep, require_writer
+from service import jobs, planning, power, reports, results
+from service.api.deps import NOT_FOUND_OR_INVALID, EffectQuery, RopeQuery, SessionDep, require_writer
 from service.models import JOB_STATUSES
-from service.schemas import JobCreated, JobDetail, JobOut, JobPage, JobRequest, Progress, TrialOut
+from service.schemas import DEFAULT_ROPE, JobCreated, JobDetail, JobOut, JobPage, JobRequest, Progress, TrialOut
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -56,11 +56,12 @@ def cancel_job(job_id: str, session: SessionDep) -> JobDetail:
     return _detail(jobs.get_job(session, job_id, with_trials=True))
 
 
-@router.get("/{job_id}/results", summary="Per-variant cross-validation results with paired tests",
-            responses={200: {"content": {"text/csv": {}, "text/markdown": {}}}})
+@router.get("/{job_id}/results", summary="Per-variant cross-validation results with corrected and Bayesian tests",
+            responses={200: {"content": {"text/csv": {}, "text/markdown": {}}}, **NOT_FOUND_OR_INVALID})
 def job_results(job_id: str, session: SessionDep,
-                format: Literal["json", "csv", "markdown"] = "json"):  # noqa: A002 - the query parameter's name
-    summary = results.job_results_by_id(session, job_id)
+                format: Literal["json", "csv", "markdown"] = "json",  # noqa: A002 - the query parameter's name
+                rope: RopeQuery = None):
+    summary = results.job_results_by_id(session, job_id, rope)
     if format == "csv":
         return PlainTextResponse(results.to_csv(summary), media_type="text/csv")
     if format == "markdown":
@@ -74,3 +75,9 @@ def job_results(job_id: str, session: SessionDep,
                        409: {"description": "the job has not finished yet; the message says its status"}})
 def job_report(job_id: str, session: SessionDep) -> HTMLResponse:
     return HTMLResponse(reports.job_report(session, job_id))
+
+
+@router.get("/{job_id}/plan", summary="Power planner: the effect this job can detect and the repeats that would "
+                                      "detect `effect`", responses=NOT_FOUND_OR_INVALID)
+def job_plan(job_id: str, session: SessionDep, effect: EffectQuery = DEFAULT_ROPE) -> JSONResponse:
+    return JSONResponse(power.job_plan(results.job_results_by_id(session, job_id), effect))

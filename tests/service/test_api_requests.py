@@ -30,6 +30,16 @@ def test_submit_returns_201_and_expands_trials(client):
     assert all(t["status"] == "queued" and t["attempts"] == 0 for t in detail["trials"])
 
 
+def test_repeats_multiply_the_trials_keyed_by_repeat_and_fold(client):
+    body = client.post("/v1/jobs", json=SPEC | {"repeats": 3, "rope": 1.0}).json()
+    assert body["n_trials"] == 2 * 2 * 3
+    detail = client.get(f"/v1/jobs/{body['id']}").json()
+    assert detail["spec"]["repeats"] == 3 and detail["spec"]["rope"] == 1.0
+    assert sorted({(t["repeat"], t["fold"]) for t in detail["trials"]}) == [(r, f) for r in range(3) for f in (0, 1)]
+    single = client.get(f"/v1/jobs/{client.post('/v1/jobs', json=SPEC).json()['id']}").json()
+    assert {t["repeat"] for t in single["trials"]} == {0}
+
+
 def test_default_variants_are_baseline_se_ge_srm(client):
     body = client.post("/v1/jobs", json={k: v for k, v in SPEC.items() if k != "variants"}).json()
     variants = [t["variant"] for t in client.get(f"/v1/jobs/{body['id']}").json()["trials"]]
@@ -61,6 +71,10 @@ def test_ablation_variants_get_their_own_labels(client):
     ({"resources": {"cpus": 0}}, "resources.cpus", "greater than 0"),
     ({"dataset": "cifar10", "folds": None}, "dataset", "not on disk"),
     ({"surprise": 1}, "surprise", "Extra inputs are not permitted"),
+    ({"repeats": 0}, "repeats", "greater than or equal to 1"),
+    ({"repeats": 21}, "repeats", "less than or equal to 20"),
+    ({"dataset": "cifar10", "folds": None, "repeats": 2}, "repeats", "official split cannot be repeated"),
+    ({"rope": -0.5}, "rope", "greater than or equal to 0"),
 ])
 def test_bad_specs_get_422_naming_field_and_reason(client, change, field, reason):
     assert reason in _error(client.post("/v1/jobs", json=SPEC | change), field)

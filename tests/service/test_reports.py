@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import uuid
 
 import numpy as np
 import pytest
@@ -101,3 +102,38 @@ def test_curve_band_is_the_mean_and_sample_std_over_the_folds_that_reach_each_ep
     assert list(epochs) == [1, 2, 3]
     assert list(mean) == pytest.approx([3.0, 4.0, 3.0])
     assert list(std) == pytest.approx([2.0, 2.0, 0.0])  # sample std of (1, 3, 5) and of (2, 4, 6); one value: 0
+
+
+def test_study_report_has_the_ranks_the_cd_diagram_and_every_dataset(client, sessions, srm_home):
+    from tests.service.test_studies import _study_of_finished_jobs
+
+    per_dataset = {name: {"baseline": [60.0 + i, 61.0 + i, 62.0], "se": [61.5 + i, 62.0 + i, 63.5],
+                          "srm": [63.0 + i, 63.5 + i, 64.0]} for i, name in enumerate(["a", "b", "c", "d"])}
+    study_id = _study_of_finished_jobs(sessions, per_dataset)
+    response = client.get(f"/v1/studies/{study_id}/report")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    html = response.text
+    # srm is best on every dataset, then se, then baseline: average ranks 1, 2, 3.
+    assert re.search(r"<td>srm</td><td>1\.00</td>.*<td>se</td><td>2\.00</td>.*<td>baseline</td><td>3\.00</td>", html, re.S)
+    assert all(f"<h2>{name}</h2>" in html for name in per_dataset)
+    (cd,) = _images(html)
+    assert cd.format == "PNG" and cd.width > 300
+    assert reports.report_path(f"study-{study_id}").read_text(encoding="utf-8") == html
+    assert client.get("/v1/studies/nope/report").status_code == 404
+
+
+def test_a_study_with_a_job_still_queued_has_no_report_yet(client, sessions, srm_home):
+    from service.models import Study, utcnow
+
+    with sessions() as session:
+        study = Study(id=uuid.uuid4().hex, name="waiting", spec={"datasets": ["textures"]}, created_at=utcnow())
+        session.add(study)
+        session.commit()
+        job = queued_job(session)
+        job.study_id = study.id
+        session.commit()
+        study_id = study.id
+    response = client.get(f"/v1/studies/{study_id}/report")
+    assert response.status_code == 409
+    assert response.json()["detail"] == (f"study {study_id} is queued; its report is made when all its jobs "
+                                         "have ended")

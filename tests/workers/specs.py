@@ -8,7 +8,8 @@ TINY_OVERRIDES = {"epochs": 2, "batch_size": 16, "image_size": 16}
 
 
 def tiny_spec(kind: str = "baseline", fold: int | None = 0, n_folds: int | None = 5, seed: int = 0,
-              dataset: str = TINY_TEXTURES, job_id: str | None = "job-1", **overrides) -> TrialSpec:
+              dataset: str = TINY_TEXTURES, job_id: str | None = "job-1", repeat: int = 0,
+              **overrides) -> TrialSpec:
     return TrialSpec(dataset=dataset, backbone="cifar_resnet20", variant={"kind": kind}, fold=fold,
-                     n_folds=n_folds, seed=seed, protocol="quick", overrides={**TINY_OVERRIDES, **overrides},
-                     job_id=job_id)
+                     n_folds=n_folds, seed=seed, repeat=repeat, protocol="quick",
+                     overrides={**TINY_OVERRIDES, **overrides}, job_id=job_id)

@@ -23,6 +23,20 @@ def test_five_folds_partition_the_data_stratified_and_repeatably():
     assert make_split(index, 5, 3, seed=1).hash != splits[3].hash
 
 
+def test_each_repeat_reshuffles_its_own_stratified_partition():
+    index, _ = index_dataset("textures[n_per_class=10,image_size=8]")
+    repeats = [[make_split(index, 5, fold, seed=0, repeat=r) for fold in range(5)] for r in range(3)]
+    assert [s.hash for s in repeats[0]] == [make_split(index, 5, f, seed=0).hash for f in range(5)]  # repeat 0: today's
+    for splits in repeats:
+        held = np.concatenate([s.held_out for s in splits])
+        assert sorted(held.tolist()) == list(range(80))
+        assert all(np.bincount(index.labels[s.held_out]).tolist() == [2] * 8 for s in splits)
+    hashes = [s.hash for splits in repeats for s in splits]
+    assert len(set(hashes)) == 15  # two repeats never share a split
+    assert make_split(index, 5, 2, seed=0, repeat=1).hash == repeats[1][2].hash  # and each is repeatable
+    assert "repeat 1" in repeats[1][0].description
+
+
 def test_official_split_when_no_folds_asked(data_dir):
     layouts.write_cifar10(data_dir, per_batch=10, test=10)
     index, _ = index_dataset("cifar10", data_dir)

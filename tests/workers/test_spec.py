@@ -25,6 +25,27 @@ def test_content_hash_covers_what_determines_the_result():
     assert spec.content_hash("fp") != tiny_spec("srm", fold=1, lr=0.01).content_hash("fp")
 
 
+def test_repeat_zero_keeps_the_hash_of_specs_made_before_repeats_existed():
+    """The payload as it was written before `repeat` existed, hashed here by hand."""
+    import hashlib
+    import json
+
+    from workers.protocols import get_protocol
+    from workers.version import code_version
+
+    spec = tiny_spec("srm", fold=1)
+    before = {"dataset_fingerprint": "fp", "backbone": "cifar_resnet20", "variant": {"kind": "srm"}, "fold": 1,
+              "n_folds": 5, "seed": 0, "protocol_hash": get_protocol("quick", spec.overrides).hash,
+              "code_version": code_version()}
+    assert spec.repeat == 0
+    assert spec.content_hash("fp") == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()
+    repeated = {tiny_spec("srm", fold=1, repeat=r).content_hash("fp") for r in range(3)}
+    assert len(repeated) == 3  # each repeat is other work
+    assert TrialSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "repeat"}) == spec
+    with pytest.raises(ValueError, match="repeat must be an integer >= 0"):
+        tiny_spec(repeat=-1)
+
+
 def test_bad_variant_and_unknown_fields():
     with pytest.raises(ValueError, match="'kind' one of baseline, se, ge, srm, cbam"):
         tiny_spec("eca")

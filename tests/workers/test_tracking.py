@@ -34,8 +34,10 @@ def test_trial_run_is_nested_under_its_job_with_everything_recorded(mlflow_home,
     client = MlflowClient(tracking.tracking_uri())
     run = client.get_run(run_id)
     assert run.data.tags[tracking.PARENT_TAG] == parent and run.info.status == "FINISHED"
-    assert {k: run.data.tags[k] for k in ("variant", "dataset", "backbone", "fold", "seed", "job_id")} == {
-        "variant": "srm", "dataset": spec.dataset, "backbone": "cifar_resnet20", "fold": "2", "seed": "0",
+    assert {k: run.data.tags[k] for k in ("variant", "dataset", "backbone", "repeat", "fold", "seed",
+                                             "job_id")} == {
+        "variant": "srm", "dataset": spec.dataset, "backbone": "cifar_resnet20", "repeat": "0", "fold": "2",
+        "seed": "0",
         "job_id": "job-1"}
     params = run.data.params
     assert params["dataset_fingerprint"] == result["dataset_fingerprint"]
