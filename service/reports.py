@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import report_plots, settings
+from service import settings
 from service.errors import JobNotFinished, JobNotFound
 from service.models import FINISHED, Job, Trial
 from service.results import job_results, table_rows
@@ -45,6 +45,8 @@ def _histories(session: Session, job_id: str) -> dict[str, list[list[dict]]]:
 
 def render_job_report(session: Session, job: Job) -> str:
     """The report's HTML, from SQL alone."""
+    from service import report_plots  # matplotlib: loaded by the processes that draw, not by every API worker
+
     results = job_results(session, job)
     variants = [row["variant"] for row in results["rows"]]
     figures = [
