@@ -315,6 +315,11 @@ def analyze(job: str, kind: str = typer.Option(..., "--kind", help="pruning or c
     console.print(f"analysis [bold]{created['id']}[/bold] of job {job}: {created['kind']} {created['status']}")
     if watch:
         analysis(created["id"], watch=True, url=url)
+def report(job: str, output: Path = typer.Option(Path("report.html"), "--output", "-o", help="where to write the page"),
+           url: str | None = URL_OPTION) -> None:
+    """Write a finished job's report: one HTML page with its table and plots, images embedded."""
+    output.write_text(Client(url).report(job), encoding="utf-8")
+    console.print(f"wrote the report of job {job} to {output}")
 
 
 @app.command()
@@ -341,6 +346,44 @@ def analysis(analysis_id: str, watch: bool = typer.Option(False, "--watch", "-w"
             console.print(table)
     for name in detail["plots"]:
         console.print(f"plot: {client.url}/v1/analyses/{detail['id']}/plots/{name}.png")
+def leaderboard(dataset: str | None = typer.Option(None), backbone: str | None = typer.Option(None),
+                protocol: str | None = typer.Option(None),
+                mlflow_url: bool = typer.Option(False, "--mlflow-url",
+                                                help="also print a link to this leaderboard in MLflow's UI"),
+                url: str | None = URL_OPTION) -> None:
+    """Variants pooled over finished jobs, best top-1 first; --mlflow-url links MLflow's runs table."""
+    from service.results import _millions
+
+    for board in Client(url).leaderboard(dataset=dataset, backbone=backbone, protocol=protocol):
+        table = Table("variant", "jobs", "trials", "top-1 (%)", "top-5 (%)", "params", "MACs", "images/s",
+                      title=f"{board['dataset']} / {board['backbone']} / protocol {board['protocol']} "
+                            f"({board['protocol_hash'][:8]})")
+        for row in board["rows"]:
+            table.add_row(row["variant"], str(row["n_jobs"]), str(row["n_trials"]),
+                          _mean_std(row["top1_mean"], row["top1_std"]), _mean_std(row["top5_mean"], row["top5_std"]),
+                          _millions(row["params"]), _millions(row["macs"]),
+                          "-" if row["images_per_s"] is None else f"{row['images_per_s']:.0f}")
+        console.print(table)
+    if mlflow_url:
+        from service.mlflow_link import leaderboard_link
+
+        _print_mlflow_advice(leaderboard_link(dataset))
+
+
+def _print_mlflow_advice(link: str) -> None:
+    """The link; first, when no MLflow UI is configured, the command that starts one."""
+    from service.mlflow_link import ui_address
+
+    address = ui_address()
+    if address.start_command:
+        console.print("No MLflow UI is configured (SRM_BENCH_MLFLOW_UI_URL). Start one with:", soft_wrap=True)
+        console.print(f"  {address.start_command}", soft_wrap=True, markup=False)
+        console.print("then open:")
+    console.print(link, soft_wrap=True, markup=False)
+
+
+def _mean_std(mean: float | None, std: float | None) -> str:
+    return "-" if mean is None else f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
 
 
 @app.command()
@@ -387,8 +430,8 @@ def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
          epochs: int | None = typer.Option(None, help="override the quick protocol's epochs")) -> None:
     """Serve on a free port, compare baseline/SE/GE/SRM on generated textures (5-fold CV), print the table."""
     from service import settings
+    from service.mlflow_link import job_runs_link
     from service.results import verdict_sentences
-    from workers.tracking import tracking_uri
 
     logging.basicConfig(level=logging.WARNING)
     # Keep the terminal for the progress bar and the table: Tune's own status boxes and warnings off.
@@ -414,10 +457,11 @@ def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
         outcome = client.results(created["id"])
         print_results(outcome, verdicts=False)
         console.print(f"job {detail['status']} in {time.monotonic() - started:.0f} s. "
-                      f"MLflow runs: mlflow ui --backend-store-uri {tracking_uri()}")
+                      f"Report: {settings.home() / 'reports' / (created['id'] + '.html')}")
         console.print("[bold]Verdicts[/bold] (Bayesian correlated t-test, decided at 0.95; "
                       f"`srm-bench plan {created['id']}` for more):")
         print_verdicts(verdict_sentences(outcome))
+        _print_mlflow_advice(job_runs_link())
     finally:
         server.should_exit = True
         thread.join(timeout=90)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import db, leases, settings
+from service import db, leases, mlflow_sync, reports, settings
 from service.analyses import queue_requested
 from service.analysis_runner import AnalysisRunner
 from service.models import FINISHED, Job, Trial, utcnow
@@ -145,7 +145,9 @@ class Dispatcher:
                 self._finish(session, job, cancelled=True)
                 return
             to_run = self._prepare_trials(session, job)
-            spec, name, parent_run = job.spec, job.name or job.id, job.mlflow_run_id
+            spec, name, parent_run = job.spec, job.name, job.mlflow_run_id
+        if parent_run:  # taken over: re-attach to the job's run, close the runs its trials left open
+            mlflow_sync.take_over_runs(job_id, parent_run)
         parent_run = parent_run or self._start_mlflow_run(job_id, name, spec)
         outcomes: list[Any] = []
         if to_run and not stop.is_set():
@@ -213,7 +215,7 @@ class Dispatcher:
             donors.setdefault(row.content_hash, row)
         return donors
 
-    def _start_mlflow_run(self, job_id: str, name: str, spec: dict[str, Any]) -> str | None:
+    def _start_mlflow_run(self, job_id: str, name: str | None, spec: dict[str, Any]) -> str | None:
         from workers.tracking import client, start_job_run
 
         try:
@@ -354,6 +356,7 @@ class Dispatcher:
         session.flush()
         write_summaries(session, job, self._log_summaries(job, parent_run or job.mlflow_run_id))
         queue_requested(session, job)
+        reports.publish_job_report(session, job.id)  # before the commit: a finished job has its report
         session.commit()
         log.info("job %s %s", job.id, job.status)
 
@@ -367,9 +370,11 @@ class Dispatcher:
         mlflow_status = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}[job.status]
         try:
             pairs = [(t.spec, t.metrics) for t in job.trials if t.status == "succeeded" and t.metrics]
-            run_ids = log_variant_summaries(parent_run, pairs) if pairs else {}
+            run_ids = log_variant_summaries(parent_run, pairs, mlflow_sync.comparisons(job.trials)) if pairs else {}
             end_job_run(parent_run, mlflow_status)
             return run_ids or {}
         except Exception:
             log.exception("job %s: could not log variant summaries to MLflow", job.id)
             return {}
+        finally:
+            mlflow_sync.close_all_runs(job.id, parent_run, "KILLED")

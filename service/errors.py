@@ -27,6 +27,15 @@ class NotReady(ValueError):
     """The thing asked for cannot be made from what exists yet (e.g. a study's plot before its results)."""
 
 
+class JobNotFinished(NotReady):
+    """Something only a finished job has (its report) was asked of a queued or running one."""
+
+    def __init__(self, job_id: str, status: str):
+        super().__init__(f"job {job_id} is {status}; its report is made when it ends "
+                         "(succeeded, failed or cancelled)")
+        self.job_id, self.status = job_id, status
+
+
 class IdempotencyConflict(ValueError):
     """The same Idempotency-Key was sent with a different body."""
 

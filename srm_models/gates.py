@@ -33,9 +33,9 @@ def _stages(model: nn.Module) -> list[nn.Module]:
 
 def gated_blocks(model: nn.Module) -> dict[str, Recalibration]:
     """Block name -> its recalibration module, for every block whose module has a channel gate."""
-    found = {}
+    found: dict[str, Recalibration] = {}
     for stage_index, stage in enumerate(_stages(model)):
-        for block_index, block in enumerate(stage):
+        for block_index, block in enumerate(stage.children()):
             module = getattr(block, "recalibration", None)
             if isinstance(module, Recalibration) and module.has_channel_gate:
                 found[f"conv{stage_index + FIRST_STAGE}_{block_index + 1}"] = module
@@ -103,7 +103,8 @@ def prune_stage(model: nn.Module, stage: int, ratio: float, order: Literal["gate
     blocks = gated_blocks(model)
     handles = []
     for name in stages[stage]:
-        module, last_gate = blocks[name], {}
+        module = blocks[name]
+        last_gate: dict[str, torch.Tensor] = {}
 
         def remember(module, gate, last_gate=last_gate):
             last_gate["gate"] = gate

@@ -1,4 +1,5 @@
-"""MLflow records: a parent run per job, one nested run per trial, one summary run per variant.
+"""MLflow records: a parent run per job, one nested run per trial, one summary run per variant,
+and a top-level copy of each summary in the ``srm-bench-leaderboard`` experiment.
 
 Everything goes through an explicit ``MlflowClient`` (no global active run), and only the
 driver writes (the Ray workers never touch MLflow), so a local SQLite store has one writer.
@@ -16,17 +17,26 @@ from pathlib import Path
 
 import numpy as np
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import DatasetInput, InputTag, Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from . import paths, settings
 from .result import TrialResult
+from .run_names import job_run_name, summary_run_name, trial_run_name
 from .spec import TrialSpec
 from .version import code_version
 
 EXPERIMENT_NAME = "srm-bench"
+LEADERBOARD_EXPERIMENT = "srm-bench-leaderboard"
 PARENT_TAG = MLFLOW_PARENT_RUN_ID
-KIND_TAG = "srm_bench.kind"  # job | trial | variant_summary
+KIND_TAG = "srm_bench.kind"  # job | trial | variant_summary | leaderboard
+# MLflow 3's UI opens an experiment by its kind: GenAI ones on traces, model-training ones on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+DIGEST_LENGTH = 32  # MLflow caps a dataset digest at 36 characters
+# Per-variant numbers the caller computes (gain over the baseline, tests), copied onto summary runs.
+COMPARISON_METRICS = ("n_folds", "gain_top1", "corrected_t_pvalue", "p_better")
 SUMMARY_METRICS = ("top1", "top5", "loss", "params", "macs", "train_time_s", "images_per_s", "peak_memory_mb")
 MAX_PARAM_LENGTH = 6000
 
@@ -45,20 +55,37 @@ def client() -> MlflowClient:
 
 
 def experiment_id(mlflow: MlflowClient, name: str = EXPERIMENT_NAME) -> str:
-    """The experiment's id, created on first use (artifacts under the home for the default store)."""
+    """The experiment's id, created on first use (artifacts under the home for the default store),
+    marked as a model-training experiment."""
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # made before the tag existed
+            mlflow.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return found.experiment_id
     location = None
     if not settings.current().mlflow_tracking_uri:
         location = (paths.home() / "mlartifacts").as_uri()
     try:
-        return mlflow.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except Exception:  # another process created it first
         found = mlflow.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id
+
+
+def dataset_input(name: str, fingerprint: str, context: str, **tags: str) -> DatasetInput:
+    """The dataset as an MLflow dataset input (the runs table's Dataset column): its name, the
+    first 32 hex characters of its fingerprint as digest, and ``tags`` (e.g. the split hash)."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    dataset = MetaDataset(CodeDatasetSource({"srm_bench.dataset": name, "fingerprint": fingerprint}),
+                          name=name, digest=fingerprint[:DIGEST_LENGTH])
+    # MlflowClient.log_inputs takes entities; the fluent mlflow.log_input converts the same way.
+    return DatasetInput(dataset._to_mlflow_entity(),
+                        tags=[InputTag(DATASET_CONTEXT_TAG, context), *(InputTag(k, v) for k, v in tags.items())])
 
 
 def _flatten(prefix: str, value, into: dict) -> dict:
@@ -77,10 +104,10 @@ def _log_params(mlflow: MlflowClient, run_id: str, params: dict) -> None:
         mlflow.log_batch(run_id, params=items[start:start + 100])
 
 
-def start_job_run(job_id: str, name: str, spec: dict, *, experiment_name: str = EXPERIMENT_NAME) -> str:
+def start_job_run(job_id: str, name: str | None, spec: dict, *, experiment_name: str = EXPERIMENT_NAME) -> str:
     """The job's parent run (left running; trial and summary runs nest under it). Returns its id."""
     mlflow = client()
-    run = mlflow.create_run(experiment_id(mlflow, experiment_name), run_name=name,
+    run = mlflow.create_run(experiment_id(mlflow, experiment_name), run_name=job_run_name(job_id, name, spec),
                             tags={KIND_TAG: "job", "job_id": str(job_id), "code_version": code_version()})
     _log_params(mlflow, run.info.run_id, {"job": spec})
     return run.info.run_id
@@ -102,8 +129,7 @@ def start_trial_run(parent_run_id: str, spec: TrialSpec, protocol: dict | None =
     """A trial's run, nested under its job's parent run, with the spec and protocol as params."""
     mlflow = client()
     parent = mlflow.get_run(parent_run_id)
-    run_name = f"{spec.variant_label()} repeat {spec.repeat} fold {spec.fold} seed {spec.seed}"
-    run = mlflow.create_run(parent.info.experiment_id, run_name=run_name,
+    run = mlflow.create_run(parent.info.experiment_id, run_name=trial_run_name(spec),
                             tags={PARENT_TAG: parent_run_id, **trial_tags(spec)})
     _log_params(mlflow, run.info.run_id, {"spec": spec.to_dict(), "code_version": code_version(),
                                           **({"protocol": protocol} if protocol else {})})
@@ -158,6 +184,8 @@ def finish_trial_run(run_id: str, spec: TrialSpec, result: TrialResult | None, e
                                  "protocol_hash": result["protocol_hash"],
                                  "content_hash": result["content_hash"], "device": result["device"],
                                  **({"param_groups": result["param_groups"]} if result.get("param_groups") else {})})
+    mlflow.log_inputs(run_id, [dataset_input(spec.dataset, result["dataset_fingerprint"], "cross-validation",
+                                             split_hash=result["split_hash"], fold=str(spec.fold))])
     final = {k: result[k] for k in SUMMARY_METRICS if result.get(k) is not None}
     final.update({f"group_top1.{g}": v for g, v in (result.get("group_top1") or {}).items()})
     for name, extra in (result.get("extra_evals") or {}).items():
@@ -201,39 +229,41 @@ def _pairs(outcomes_or_results: Iterable) -> list[tuple[TrialSpec, TrialResult]]
     return pairs
 
 
-def log_variant_summaries(parent_run_id: str, outcomes_or_results: Iterable) -> dict[str, str]:
+def log_variant_summaries(parent_run_id: str, outcomes_or_results: Iterable,
+                          comparisons: dict[str, dict] | None = None) -> dict[str, str]:
     """One run per variant whose metrics are means and stds over folds and seeds (``top1_mean``...).
 
-    Sorting MLflow's runs table by ``top1_mean`` then ranks the variants. Called again for
-    the same job, it updates the existing summary runs instead of adding new ones.
+    ``comparisons`` maps a variant to numbers computed by the caller (COMPARISON_METRICS: the gain
+    over the baseline, its tests); those present are logged too. Each summary goes twice: nested
+    under the job's run, and as a top-level run of the ``srm-bench-leaderboard`` experiment, whose
+    runs table sorted by ``top1_mean`` is the leaderboard. Called again for the same job, it updates
+    the existing runs instead of adding new ones. Returns the nested runs' ids by variant.
     """
     mlflow = client()
     parent = mlflow.get_run(parent_run_id)
+    job_id = parent.data.tags.get("job_id", "")
+    board_experiment = experiment_id(mlflow, LEADERBOARD_EXPERIMENT)
     grouped: dict[str, list[tuple[TrialSpec, dict]]] = defaultdict(list)
     for spec, result in _pairs(outcomes_or_results):
         grouped[spec.variant_label()].append((spec, result))
-    existing = {run.data.tags.get("variant"): run.info.run_id for run in mlflow.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{KIND_TAG}` = 'variant_summary'")}
-    now = int(time.time() * 1000)
+    nested = _runs_by_variant(mlflow, parent.info.experiment_id,
+                              f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{KIND_TAG}` = 'variant_summary'")
+    on_board = _runs_by_variant(mlflow, board_experiment,
+                                f"tags.job_id = '{job_id}' and tags.`{KIND_TAG}` = 'leaderboard'")
     run_ids = {}
     for label, members in sorted(grouped.items()):
-        spec = members[0][0]
-        run_id = existing.get(label)
-        if run_id is None:
-            run_id = mlflow.create_run(parent.info.experiment_id, run_name=f"{label} (summary)", tags={
-                PARENT_TAG: parent_run_id, KIND_TAG: "variant_summary", "variant": label,
-                "dataset": spec.dataset, "backbone": spec.backbone, "job_id": str(spec.job_id),
-                "model": spec.model_name()}).info.run_id
-        metrics = [Metric("n_trials", float(len(members)), now, 0)]
-        for key in SUMMARY_METRICS:
-            values = np.asarray([r[key] for _, r in members if r.get(key) is not None], dtype=float)
-            if len(values):
-                metrics += [Metric(f"{key}_mean", float(values.mean()), now, 0),
-                            Metric(f"{key}_std", float(values.std(ddof=1)) if len(values) > 1 else 0.0, now, 0)]
-        mlflow.log_batch(run_id, metrics=metrics)
-        mlflow.set_terminated(run_id, status="FINISHED")
-        run_ids[label] = run_id
+        spec, first = members[0]
+        fields = {"dataset": spec.dataset, "backbone": spec.backbone, "protocol": spec.protocol,
+                  "variant": label, "job_id": job_id}
+        summary = {"name": summary_run_name(label, spec.dataset, spec.backbone), "params": fields,
+                   "metrics": _summary_metrics(members, (comparisons or {}).get(label) or {}),
+                   "input": dataset_input(spec.dataset, first["dataset_fingerprint"], "cross-validation")
+                   if first.get("dataset_fingerprint") else None}
+        tags = {**fields, "model": spec.model_name()}
+        run_ids[label] = _write_summary(mlflow, parent.info.experiment_id, nested.get(label), summary,
+                                        {PARENT_TAG: parent_run_id, KIND_TAG: "variant_summary", **tags})
+        _write_summary(mlflow, board_experiment, on_board.get(label), summary,
+                       {KIND_TAG: "leaderboard", "job_run_id": parent_run_id, **tags})
     return run_ids
 
 
@@ -249,3 +279,51 @@ def log_analysis(parent_run_id: str, analysis_id: str, metrics: dict[str, float]
         mlflow.log_batch(parent_run_id, metrics=items[start:start + 500])
     for path in files:
         mlflow.log_artifact(parent_run_id, path, artifact_path=f"analyses/{analysis_id}")
+
+
+def _runs_by_variant(mlflow: MlflowClient, experiment: str, filter_string: str) -> dict[str, str]:
+    return {run.data.tags.get("variant"): run.info.run_id
+            for run in mlflow.search_runs([experiment], filter_string=filter_string)}
+
+
+def _summary_metrics(members: list[tuple[TrialSpec, dict]], comparison: dict) -> dict[str, float]:
+    """Means and sample stds over the members' results, the trial count, and the caller's numbers."""
+    metrics = {"n_trials": float(len(members)), "n_folds": float(len(members))}
+    for key in SUMMARY_METRICS:
+        values = np.asarray([r[key] for _, r in members if r.get(key) is not None], dtype=float)
+        if len(values):
+            metrics[f"{key}_mean"] = float(values.mean())
+            metrics[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    metrics.update({key: float(comparison[key]) for key in COMPARISON_METRICS
+                    if isinstance(comparison.get(key), (int, float)) and np.isfinite(comparison[key])})
+    return metrics
+
+
+def _write_summary(mlflow: MlflowClient, experiment: str, run_id: str | None, summary: dict,
+                   tags: dict[str, str]) -> str:
+    """Create (or update, given ``run_id``) one finished summary run; returns its id."""
+    created = run_id is None
+    if created:
+        run_id = mlflow.create_run(experiment, run_name=summary["name"], tags=tags).info.run_id
+    now = int(time.time() * 1000)
+    mlflow.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in summary["metrics"].items()],
+                     params=[Param(k, v) for k, v in summary["params"].items()] if created else [])
+    if created and summary["input"] is not None:
+        mlflow.log_inputs(run_id, [summary["input"]])
+    mlflow.set_terminated(run_id, status="FINISHED")
+    return run_id
+
+
+def close_running_runs(parent_run_id: str, job_id: str, status: str = "KILLED",
+                       keep: Iterable[str] = ()) -> list[str]:
+    """Close the job's runs still RUNNING (left by a driver that died) with ``status``, except
+    ``keep`` (the job's run when a dispatcher takes it over). Returns the ids it closed."""
+    mlflow = client()
+    experiment = mlflow.get_run(parent_run_id).info.experiment_id
+    kept = set(keep)
+    stale = [run.info.run_id for run in mlflow.search_runs(
+        [experiment], filter_string=f"tags.job_id = '{job_id}' and attributes.status = 'RUNNING'",
+        max_results=50000) if run.info.run_id not in kept]
+    for run_id in stale:
+        mlflow.set_terminated(run_id, status=status)
+    return stale

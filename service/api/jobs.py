@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
-from service import jobs, planning, power, results
+from service import jobs, planning, power, reports, results
 from service.api.deps import NOT_FOUND_OR_INVALID, EffectQuery, RopeQuery, SessionDep, require_writer
 from service.models import JOB_STATUSES
 from service.schemas import DEFAULT_ROPE, JobCreated, JobDetail, JobOut, JobPage, JobRequest, Progress, TrialOut
@@ -67,6 +67,14 @@ def job_results(job_id: str, session: SessionDep,
     if format == "markdown":
         return PlainTextResponse(results.to_markdown(summary), media_type="text/markdown")
     return JSONResponse(summary)  # plain JSON types already: skips jsonable_encoder on the hot path
+
+
+@router.get("/{job_id}/report", response_class=HTMLResponse,
+            summary="A finished job's report: one self-contained HTML page with its table and plots",
+            responses={200: {"content": {"text/html": {}}}, 404: {"description": "no job with this id"},
+                       409: {"description": "the job has not finished yet; the message says its status"}})
+def job_report(job_id: str, session: SessionDep) -> HTMLResponse:
+    return HTMLResponse(reports.job_report(session, job_id))
 
 
 @router.get("/{job_id}/plan", summary="Power planner: the effect this job can detect and the repeats that would "

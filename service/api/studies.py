@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
-from service import studies
+from service import studies, study_reports
 from service.api.deps import NOT_FOUND_OR_INVALID, EffectQuery, RopeQuery, SessionDep, require_writer
 from service.schemas import DEFAULT_ROPE, StudyDetail, StudyJob, StudyOut, StudyPage, StudyRequest
 
@@ -68,3 +68,11 @@ def study_results(study_id: str, session: SessionDep, rope: RopeQuery = None) ->
             summary="Power planner for every dataset's job of the study")
 def study_plan(study_id: str, session: SessionDep, effect: EffectQuery = DEFAULT_ROPE) -> JSONResponse:
     return JSONResponse(studies.study_plan(session, study_id, effect))
+
+
+@router.get("/{study_id}/report", response_class=HTMLResponse,
+            summary="A finished study's report: rank table, critical difference diagram, each dataset's table",
+            responses={200: {"content": {"text/html": {}}}, 404: {"description": "no study with this id"},
+                       409: {"description": "a job of the study has not ended yet; the message says so"}})
+def study_report(study_id: str, session: SessionDep) -> HTMLResponse:
+    return HTMLResponse(study_reports.study_report(session, study_id))

@@ -59,7 +59,8 @@ def create_recalibration(kind: str, channels: int, **kwargs: object) -> Recalibr
         raise InvalidArgumentError(f"the {kind!r} recalibration does not take feature_size; only "
                                    f"{', '.join(map(repr, sized))} take it")
     try:
-        return registered.cls(channels, **kwargs)
+        factory: Callable[..., Recalibration] = registered.cls  # subclasses take (channels, **options)
+        return factory(channels, **kwargs)
     except (ValueError, TypeError) as err:
         raise InvalidArgumentError(f"bad argument for the {kind!r} recalibration: {err}") from err
 

@@ -52,6 +52,15 @@ def test_submit_run_results_reuse_and_mlflow(server):
     assert kinds == ["job", "trial", "trial", "trial", "trial", "variant_summary", "variant_summary"]
     trial_runs = {r.info.run_id for r in runs if r.data.tags.get("srm_bench.kind") == "trial"}
     assert trial_runs == {t["mlflow_run_id"] for t in detail["trials"]}
+    (job_run,) = [r for r in runs if r.data.tags.get("srm_bench.kind") == "job"]
+    assert job_run.info.run_name == f"{TINY} · cifar_resnet20 · quick · {job_id[:8]}"
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+    # The report was made as the job ended: stored under the home and logged with the job's run.
+    report = server.http.get(f"/v1/jobs/{job_id}/report")
+    assert report.status_code == 200 and report.text.count('src="data:image/png;base64,') == 3
+    assert (server.home / "reports" / f"{job_id}.html").read_text(encoding="utf-8") == report.text
+    assert "report.html" in {a.path for a in mlflow.list_artifacts(job_run.info.run_id)}
 
     # The same work again (another seed list order, same trials): nothing runs, every trial is reused.
     again = server.http.post("/v1/jobs", json=tiny_job(name="again")).json()
@@ -93,8 +102,14 @@ def test_kill_the_server_mid_job_and_restart(server):
 
         at_crash = {(t.variant, t.fold): (t.status, t.top1, t.finished_at, t.attempts)
                     for t in get_job(session, job_id, with_trials=True).trials}
+        job = get_job(session, job_id)
+        mlflow = MlflowClient(server.tracking_uri)
+        experiment = job.mlflow_experiment_id
     finished_at_crash = {k for k, v in at_crash.items() if v[0] == "succeeded"}
     assert finished_at_crash and len(finished_at_crash) < 4, before["progress"]
+    running_at_crash = {r.info.run_id for r in mlflow.search_runs(
+        [experiment], filter_string=f"tags.job_id = '{job_id}' and tags.`srm_bench.kind` = 'trial' "
+                                    "and attributes.status = 'RUNNING'")}
 
     server.start()
     after = server.wait_finished(job_id, timeout=300)
@@ -110,6 +125,16 @@ def test_kill_the_server_mid_job_and_restart(server):
             assert trial["attempts"] == at_crash[key][3] + 1
     results = server.http.get(f"/v1/jobs/{job_id}/results").json()
     assert [r["n_folds"] for r in results["rows"]] == [2, 2]
+
+    # MLflow: the dead dispatcher's trial runs were closed as KILLED; no run of the job is left RUNNING.
+    runs = mlflow.search_runs([experiment], filter_string=f"tags.job_id = '{job_id}'")
+    still_running = [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    print(f"MLflow runs of the job after the restart: {len(runs)}, RUNNING: {len(still_running)}, "
+          f"closed as KILLED: {len(running_at_crash)}")
+    assert still_running == []
+    assert {r.info.run_id: r.info.status for r in runs if r.info.run_id in running_at_crash} == {
+        run_id: "KILLED" for run_id in running_at_crash}
+    assert not running_at_crash & {t["mlflow_run_id"] for t in after["trials"]}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -113,7 +113,7 @@ def test_preset_whose_data_is_missing_says_what_it_needs(client):
 
 
 @pytest.mark.parametrize("method_path", [("GET", "/v1/jobs/nope"), ("DELETE", "/v1/jobs/nope"),
-                                         ("GET", "/v1/jobs/nope/results")])
+                                         ("GET", "/v1/jobs/nope/results"), ("GET", "/v1/jobs/nope/report")])
 def test_unknown_job_is_404(client, method_path):
     response = client.request(*method_path)
     assert response.status_code == 404

@@ -16,6 +16,8 @@ UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
     (["results", "abc", "--url", UNREACHABLE], "cannot reach"),
     (["results", "abc", "--format", "pdf"], "--format 'pdf' is not valid"),
     (["submit", "--override", "epochs", "--url", UNREACHABLE], "takes field=value"),
+    (["report", "abc", "--url", UNREACHABLE], "cannot reach"),
+    (["leaderboard", "--url", UNREACHABLE], "cannot reach"),
     (["submit", "/no/such/spec.yaml"], "No such file"),
 ])
 def test_errors_are_one_line_without_traceback(args, message):
