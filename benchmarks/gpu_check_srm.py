@@ -85,7 +85,8 @@ def kernel_accuracy(device: torch.device) -> list[dict]:
                     x = (torch.randn(SHAPE, device=device) * 1.5 + 0.3).to(dtype)
                     x = x.contiguous(memory_format=layout)
                     grad = torch.randn(SHAPE, device=device).to(dtype).contiguous(memory_format=layout)
-                    identity = torch.randn(SHAPE, device=device).to(dtype) if residual else None
+                    identity = (torch.randn(SHAPE, device=device).to(dtype)
+                                .contiguous(memory_format=layout) if residual else None)
                     for backward in ((True, False) if mode == "eval" else (True,)):
                         fused = _run(layer, x, grad, identity, False, backward)
                         same_dtype = _run(layer, x, grad, identity, True, backward)

@@ -5,7 +5,10 @@
 // their statistics, the gate (or, backward, the gate's gradient) for the channel, and makes
 // its second sweep over the same rows while they are still in the L2 cache. Built from torch
 // ops the same work reads every map two or three times and pays for several small ops per
-// chunk. The gate math mirrors ops/gate.py, in double.
+// chunk. The gate math mirrors ops/gate.py, in double. The maps returned are allocated on huge
+// pages, and large float32 ones written with streaming stores (see HugePageAllocator and
+// write_row): on this kind of machine page faults and cache traffic, not arithmetic, set the
+// time.
 #include <ATen/Dispatch.h>
 #include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
@@ -23,7 +26,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <tuple>
@@ -38,7 +40,7 @@ namespace {
 
 // The maps these kernels return (out, dx, d_identity) are new, and as large as the input: 100 MB
 // in ResNet-50's first stage at batch 32. On a VM, first touching fresh memory costs a page
-// fault per 4 KiB page, more than writing the values (a copy into fresh memory takes ~5x as
+// fault per 4 KiB page, more than writing the values (a copy into fresh memory took 4-6x as
 // long as one into an existing buffer here). Large maps are therefore allocated on transparent
 // huge pages where Linux offers them (madvise mode or always): one fault per 2 MiB. Freeing
 // unmaps them at once, so nothing is held back. Small maps, and other systems, use torch's
@@ -51,7 +53,7 @@ class HugePageAllocator final : public c10::Allocator {
 
   c10::DataPtr allocate(size_t bytes) override {
 #ifdef __linux__
-    if (bytes >= kMinBytes && std::getenv("SRM_EXPERIMENT_NO_HUGE") == nullptr) {
+    if (bytes >= kMinBytes) {
       const size_t length = (bytes + kHugePage - 1) / kHugePage * kHugePage;
       // Map one huge page more than needed and unmap the ends, so the data starts on a 2 MiB
       // boundary (the kernel backs only aligned 2 MiB ranges with huge pages).
@@ -240,7 +242,6 @@ inline void finish_streaming(bool stream) {
 constexpr int64_t kStreamBytes = int64_t{16} << 20;
 
 bool streams(const at::Tensor& x) {
-  if (std::getenv("SRM_EXPERIMENT_NO_STREAM")) return false;
   return x.scalar_type() == at::kFloat && x.numel() * 4 >= kStreamBytes;
 }
 
