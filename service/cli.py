@@ -54,6 +54,13 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
 
 # --- server side ----------------------------------------------------------------------------
 
+def _ray_refusal() -> str | None:
+    """Why the Ray cluster at RAY_ADDRESS cannot be used (None when it can, or when Ray is local)."""
+    from workers import ray_cluster
+
+    return ray_cluster.status(max_age=0).get("error")
+
+
 @app.command()
 @friendly_errors
 def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
@@ -69,6 +76,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     from service.api.app import create_app, dispatcher_thread
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    refusal = _ray_refusal() if dispatcher else None
+    if refusal:  # the API still serves; queued jobs wait, and /healthz says why
+        err_console.print(f"[red]error:[/red] {refusal}. Jobs stay queued until Ray accepts this service.")
     if workers == 1:
         uvicorn.run(create_app(with_dispatcher=dispatcher), host=host, port=port, log_level=log_level)
         return
@@ -109,6 +119,10 @@ def dispatch(log_level: str = typer.Option("info")) -> None:
     from service.dispatcher import Dispatcher
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    refusal = _ray_refusal()
+    if refusal:
+        err_console.print(f"[red]error:[/red] {refusal}")
+        raise typer.Exit(1)
     db.upgrade(settings.database_url())
     worker = Dispatcher()
     try:

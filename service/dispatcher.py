@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import db, settings
 from service.models import FINISHED, Job, Trial, utcnow
 from service.results import write_summaries
+from workers import ray_cluster
 
 log = logging.getLogger("srm_bench.dispatcher")
 
@@ -60,6 +61,7 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease_s if lease_s is not None else settings.lease_seconds())
         self.poll_s = poll_s if poll_s is not None else settings.poll_seconds()
         self.stop_event = threading.Event()
+        self._ray_error: str | None = None
 
     # --- claiming ------------------------------------------------------------------------
 
@@ -100,6 +102,9 @@ class Dispatcher:
     def run_forever(self) -> None:
         log.info("dispatcher %s polling every %.1fs", self.owner, self.poll_s)
         while not self.stop_event.is_set():
+            if not self._ray_ready():  # jobs stay queued rather than failing trial by trial
+                self.stop_event.wait(max(self.poll_s, 5.0))
+                continue
             try:
                 job_id = self.claim()
             except Exception:  # the database is away: keep polling, it may come back
@@ -116,6 +121,18 @@ class Dispatcher:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _ray_ready(self) -> bool:
+        """Whether the Ray cluster accepts us; its refusal is logged once each time it changes."""
+        check = ray_cluster.status()
+        error = check.get("error")
+        if error != self._ray_error:
+            if error:
+                log.error("dispatcher %s: not taking jobs: %s", self.owner, error)
+            elif self._ray_error:
+                log.info("dispatcher %s: Ray at %s accepts us again", self.owner, check.get("address"))
+            self._ray_error = error
+        return error is None
 
     def run_job(self, job_id: str) -> None:
         stop = threading.Event()

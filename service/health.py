@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,25 +18,11 @@ def check_database(session: Session) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(err).__name__}: {err}"}
 
 
-def _tcp_reachable(host: str, port: int, timeout: float = 2.0) -> str | None:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as err:
-        return str(err)
-
-
 def check_ray() -> dict[str, Any]:
-    """RAY_ADDRESS unset means a local Ray started on demand; otherwise its GCS port must answer."""
-    address = os.environ.get("RAY_ADDRESS")
-    if not address or address == "auto" or address.startswith("local"):
-        return {"ok": True, "address": address or None, "note": "a local Ray is started on demand"}
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
-    if not port.isdigit():
-        return {"ok": False, "address": address, "error": "RAY_ADDRESS should look like host:port"}
-    error = _tcp_reachable(host or "127.0.0.1", int(port))
-    return {"ok": error is None, "address": address} | ({"error": error} if error else {})
+    """RAY_ADDRESS unset means a local Ray started on demand; otherwise the head must accept us."""
+    from workers import ray_cluster
+
+    return ray_cluster.status()
 
 
 def check_mlflow() -> dict[str, Any]:

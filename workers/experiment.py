@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import ray
 from ray import tune
 
-from . import paths, tracking
+from . import paths, ray_cluster, tracking
 from .protocols import get_protocol
 from .spec import TrialSpec
 
@@ -42,19 +43,8 @@ class TrialOutcome:
     attempts: int = 1
 
 
-def connect_ray() -> None:
-    """Reuse a connected Ray; else RAY_ADDRESS; else start a local Ray for this process."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False,
-                 include_dashboard=False, configure_logging=False)
-
-
 def _trial_resources(resources: dict) -> dict:
     """The asked-for resources, with GPUs dropped when the cluster has none."""
-    import ray
-
     unknown = set(resources) - {"cpu", "gpu"}
     if unknown:
         raise ValueError(f"unknown trial resources {sorted(unknown)}; valid: cpu, gpu")
@@ -96,6 +86,7 @@ def run_one(config: dict, specs: list[dict], data_dir: str | None, fault_injecti
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result.pop("checkpoint_path", None)
+    result["ray_node_id"] = ray.get_runtime_context().get_node_id()  # which machine of the cluster ran it
     tune.report({"final": True, "top1": result["top1"], "result_json": json.dumps(result)})
 
 
@@ -255,7 +246,7 @@ def run_experiment(name: str, specs: list[TrialSpec | dict], *, data_dir=None, s
     # Quiet by default: the caller reports progress (callbacks, MLflow), not Tune's console tables.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    connect_ray()
+    ray_cluster.connect()
     storage = Path(storage_dir) if storage_dir else paths.ray_storage_dir()
     storage.mkdir(parents=True, exist_ok=True)
     trainable = tune.with_resources(

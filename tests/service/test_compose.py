@@ -61,6 +61,18 @@ def test_api_and_ray_nodes_get_every_setting(compose):
         assert {"MLFLOW_TRACKING_URI", "SRM_BENCH_DATA_DIR", "SRM_BENCH_HOME"} <= set(env)
 
 
+def test_one_ray_token_secret_reaches_the_head_the_workers_and_the_api(compose):
+    """Ray 2.60 authenticates with a token by default: every Ray process must read the same one."""
+    secret = compose["secrets"]["ray_auth_token"]
+    assert secret["file"].startswith("${RAY_AUTH_TOKEN_FILE:-")
+    for name in ("ray-head", "ray-worker", "api"):
+        service = compose["services"][name]
+        assert service["secrets"] == ["ray_auth_token"], name
+        env = service["environment"]
+        assert env["RAY_AUTH_MODE"] == "token", name
+        assert env["RAY_AUTH_TOKEN_PATH"] == "/run/secrets/ray_auth_token", name
+
+
 def test_mlflow_is_backed_by_postgres_with_an_artifact_volume(compose):
     mlflow = compose["services"]["mlflow"]
     assert "--backend-store-uri postgresql+psycopg://" in mlflow["command"]
