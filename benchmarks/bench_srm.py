@@ -145,31 +145,29 @@ def layer_suite(shapes, device, rounds, min_time, use_compile) -> list[Compariso
     """SRM layer alone, fused vs the authors' form: training forward, and forward + backward."""
     results = []
     for shape in shapes:
-        torch.manual_seed(0)
-        layer = SRM(shape[1]).to(device)
-        authors = AuthorsSRM(shape[1]).to(device)
-        x = torch.randn(shape, device=device, requires_grad=True)
-        grad = torch.randn(shape, device=device)
-        target = torch.empty_like(grad)
-
-        def copy():
-            return x.detach().clone()
-
-        def copy_into_existing():
-            return target.copy_(x.detach())
-
-        case = "x".join(map(str, shape))
-        fwd = {"authors' form": lambda: authors(x), "fused": lambda: layer(x),
-               "copy of x": copy, "copy into old buffer": copy_into_existing}
-        fb = {"authors' form": lambda: _train_step(authors, x, grad),
-              "fused": lambda: _train_step(layer, x, grad)}
-        if use_compile:
-            compiled = torch.compile(layer)
-            fwd["fused+compile"] = lambda: compiled(x)
-            fb["fused+compile"] = lambda: _train_step(compiled, x, grad)
-        results.append(compare("layer fwd", case, fwd, device, rounds, min_time))
-        results.append(compare("layer fwd+bwd", case, fb, device, rounds, min_time))
+        results += _layer_case(shape, device, rounds, min_time, use_compile)
     return results
+
+
+def _layer_case(shape, device, rounds, min_time, use_compile) -> list[Comparison]:
+    torch.manual_seed(0)
+    layer = SRM(shape[1]).to(device)
+    authors = AuthorsSRM(shape[1]).to(device)
+    x = torch.randn(shape, device=device, requires_grad=True)
+    grad = torch.randn(shape, device=device)
+    target = torch.empty_like(grad)
+    fwd = {"authors' form": lambda: authors(x), "fused": lambda: layer(x),
+           "copy of x": lambda: x.detach().clone(),
+           "copy into old buffer": lambda: target.copy_(x.detach())}
+    fb = {"authors' form": lambda: _train_step(authors, x, grad),
+          "fused": lambda: _train_step(layer, x, grad)}
+    if use_compile:
+        compiled = torch.compile(layer)
+        fwd["fused+compile"] = lambda: compiled(x)
+        fb["fused+compile"] = lambda: _train_step(compiled, x, grad)
+    case = "x".join(map(str, shape))
+    return [compare("layer fwd", case, fwd, device, rounds, min_time),
+            compare("layer fwd+bwd", case, fb, device, rounds, min_time)]
 
 
 def _model_name(variant: str, family: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_srm  # noqa: E402
+
 from srm_models import ops  # noqa: E402
 from srm_models.layers.srm import SRM  # noqa: E402
 from srm_models.ops import triton_kernels  # noqa: E402
@@ -72,39 +74,46 @@ def _rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def kernel_accuracy(device: torch.device) -> list[dict]:
-    """Fused op vs float64 truth, per dtype, layout, form and mode; one row per case."""
+    """Fused op vs float64 truth, per dtype, layout, form and mode; one row per tensor."""
     rows = []
-    names = [*MAPS, "d_cfc", "d_bn_weight", "d_bn_bias"]
-    for dtype in (torch.float32, torch.bfloat16):
-        for layout in (torch.channels_last, torch.contiguous_format):
-            for residual in (False, True):
-                for mode in ("train", "eval"):
-                    torch.manual_seed(0)
-                    layer = _randomised(SRM(SHAPE[1])).to(device).train(mode == "train")
-                    truth_layer = copy.deepcopy(layer).double()
-                    x = (torch.randn(SHAPE, device=device) * 1.5 + 0.3).to(dtype)
-                    x = x.contiguous(memory_format=layout)
-                    grad = torch.randn(SHAPE, device=device).to(dtype).contiguous(memory_format=layout)
-                    identity = (torch.randn(SHAPE, device=device).to(dtype)
-                                .contiguous(memory_format=layout) if residual else None)
-                    for backward in ((True, False) if mode == "eval" else (True,)):
-                        fused = _run(layer, x, grad, identity, False, backward)
-                        same_dtype = _run(layer, x, grad, identity, True, backward)
-                        truth = _run(truth_layer, x.double(), grad.double(),
-                                     None if identity is None else identity.double(), True, backward)
-                        kept = [n for n in names if residual or n != "d_identity"]
-                        for name, got, ref, want in zip(kept, fused, same_dtype, truth):
-                            error, ref_error = _rel_error(got, want), _rel_error(ref, want)
-                            rows.append({
-                                "dtype": str(dtype).replace("torch.", ""),
-                                "layout": "channels_last" if layout == torch.channels_last else "contiguous",
-                                "form": "residual" if residual else "plain",
-                                "mode": mode if backward else "inference (no grad)",
-                                "tensor": name, "fused_error": error, "reference_error": ref_error,
-                                "dtype_ok": got.dtype == (dtype if name in MAPS else torch.float32),
-                                "layout_kept": name not in MAPS or got.is_contiguous(memory_format=layout),
-                                "ok": error <= max(TOLERANCE[dtype], 2 * ref_error),
-                            })
+    for dtype, layout, residual, mode in itertools.product(
+            (torch.float32, torch.bfloat16), (torch.channels_last, torch.contiguous_format),
+            (False, True), ("train", "eval")):
+        for backward in ((True, False) if mode == "eval" else (True,)):
+            rows += _accuracy_case(device, dtype, layout, residual, mode, backward)
+    return rows
+
+
+def _accuracy_case(device, dtype, layout, residual, mode, backward) -> list[dict]:
+    torch.manual_seed(0)
+    layer = _randomised(SRM(SHAPE[1])).to(device).train(mode == "train")
+    truth_layer = copy.deepcopy(layer).double()
+
+    def draw(scale=1.0, shift=0.0):
+        t = torch.randn(SHAPE, device=device) * scale + shift
+        return t.to(dtype).contiguous(memory_format=layout)
+
+    x, grad = draw(1.5, 0.3), draw()
+    identity = draw() if residual else None
+    fused = _run(layer, x, grad, identity, False, backward)
+    same_dtype = _run(layer, x, grad, identity, True, backward)
+    truth = _run(truth_layer, x.double(), grad.double(),
+                 None if identity is None else identity.double(), True, backward)
+    names = [n for n in (*MAPS, "d_cfc", "d_bn_weight", "d_bn_bias")
+             if residual or n != "d_identity"][:len(fused)]
+    layout_name = "channels_last" if layout == torch.channels_last else "contiguous"
+    rows = []
+    for name, got, ref, want in zip(names, fused, same_dtype, truth, strict=True):
+        error, ref_error = _rel_error(got, want), _rel_error(ref, want)
+        rows.append({
+            "dtype": str(dtype).replace("torch.", ""), "layout": layout_name,
+            "form": "residual" if residual else "plain",
+            "mode": mode if backward else "inference (no grad)",
+            "tensor": name, "fused_error": error, "reference_error": ref_error,
+            "dtype_ok": got.dtype == (dtype if name in MAPS else torch.float32),
+            "layout_kept": name not in MAPS or got.is_contiguous(memory_format=layout),
+            "ok": error <= max(TOLERANCE[dtype], 2 * ref_error),
+        })
     return rows
 
 
@@ -122,7 +131,7 @@ def against_authors(device: torch.device) -> list[dict]:
     names = ["out", "dx", "d_cfc", "d_bn_weight", "d_bn_bias"]
     # their std has no eps inside the square root: ~1e-5 relative on unit-variance rows
     return [{"tensor": name, "difference": _rel_error(a, b), "ok": _rel_error(a, b) <= 1e-4}
-            for name, a, b in zip(names, fused, theirs)]
+            for name, a, b in zip(names, fused, theirs, strict=True)]
 
 
 def layer_vs_copy(device: torch.device, rounds: int) -> bench_srm.Comparison:

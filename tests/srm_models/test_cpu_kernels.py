@@ -246,7 +246,7 @@ def test_results_do_not_depend_on_the_thread_count():
         torch.set_num_threads(threads)
         results.append(fwd_bwd(srm, x, grad, identity))
     one, two = results
-    for a, b in zip([*one[:3], *one[3]], [*two[:3], *two[3]]):
+    for a, b in zip([*one[:3], *one[3]], [*two[:3], *two[3]], strict=True):
         assert torch.equal(a, b)
 
 
