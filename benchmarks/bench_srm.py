@@ -1,9 +1,13 @@
-"""Fast SRM benchmark: the fused op against the reference, and what it costs in a whole network.
+"""Fast SRM benchmark: the fused layer against the authors' form, and its cost in a whole network.
+
+The reference is SRM as the authors released it (``AuthorsSRM``: view, mean, std, cat, CFC as a
+broadcast product and sum, BatchNorm, sigmoid, multiply), not this repository's own unfused path.
 
 Everything is measured side by side in one run with ``torch.utils.benchmark``. The candidates of
 a comparison are timed in interleaved rounds (A, B, A, B, ...) and every ratio is the median of
 the per-round ratios, so that load from other processes hits both sides alike. Beside wall time
-it reports process CPU time (all threads), which shared machines disturb much less.
+it reports process CPU time (all threads), which shared machines disturb much less, and the
+load average (as `uptime` shows it) before and after each comparison.
 
     python benchmarks/bench_srm.py --quick                      # a few minutes on 2 CPU cores
     python benchmarks/bench_srm.py --suites layer --json out.json
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -28,7 +33,7 @@ from torch.utils import benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from srm_models import create_model, fuse_for_inference, ops  # noqa: E402
+from srm_models import create_model, fuse_for_inference  # noqa: E402
 from srm_models.layers.srm import SRM  # noqa: E402
 
 RESNET50_STAGES = [(32, 256, 56, 56), (32, 512, 28, 28), (32, 1024, 14, 14), (32, 2048, 7, 7)]
@@ -51,6 +56,16 @@ class Comparison:
     cpu_ms: dict[str, float] = field(default_factory=dict)     # process CPU time, all threads
     cpu_ratios: dict[str, float] = field(default_factory=dict)
     throughput: dict[str, float] = field(default_factory=dict)
+    load_before: list[float] = field(default_factory=list)  # os.getloadavg(): 1, 5, 15 min
+    load_after: list[float] = field(default_factory=list)
+
+
+def _load_average() -> list[float]:
+    """The machine's 1/5/15-minute load averages (what `uptime` shows); empty where unknown."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def _sync(device: torch.device) -> None:
@@ -61,6 +76,7 @@ def _sync(device: torch.device) -> None:
 def compare(suite: str, case: str, candidates: dict[str, Callable[[], object]], device: torch.device,
             rounds: int, min_time: float, items: int = 0) -> Comparison:
     """Time each candidate in ``rounds`` interleaved rounds; ratios are to the first candidate."""
+    load_before = _load_average()
     timers = {}
     for name, fn in candidates.items():
         fn()  # warm-up (and compilation for torch.compile candidates)
@@ -81,7 +97,7 @@ def compare(suite: str, case: str, candidates: dict[str, Callable[[], object]], 
             per_round[name].append(timer.timeit(number).median)
             cpu_round[name].append((time.process_time() - cpu_start) / number)
     first = next(iter(candidates))
-    result = Comparison(suite, case)
+    result = Comparison(suite, case, load_before=load_before, load_after=_load_average())
     for name, times in per_round.items():
         result.times_ms[name] = statistics.median(times) * 1e3
         result.ratios[name] = statistics.median(t / b for t, b in zip(times, per_round[first]))
@@ -94,41 +110,64 @@ def compare(suite: str, case: str, candidates: dict[str, Callable[[], object]], 
     return result
 
 
-def _reference(fn: Callable[[], object]) -> Callable[[], object]:
-    def run():
-        with ops.use_reference():
-            return fn()
-    return run
+class AuthorsSRM(torch.nn.Module):
+    """SRM as the authors' released code writes it: the reference the fused layer must beat.
+
+    Their ``SRMLayer`` (hyunjaelee410/style-based-recalibration-module): a view to (N, C, HW),
+    mean and unbiased std over it, concatenated to (N, C, 2), the channel-wise FC as
+    ``(t * cfc).sum(-1)``, batch norm, sigmoid, and x times the gate. (Their BN is a
+    BatchNorm2d on (N, C, 1, 1); BatchNorm1d on (N, C) computes the same.) No eps inside the
+    std, as there; the fused layer's sqrt(var + 1e-5) differs by ~1e-5 relative on these inputs.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.cfc = torch.nn.Parameter(torch.zeros(channels, 2))
+        self.bn = torch.nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        rows = x.view(n, c, -1)
+        t = torch.cat((rows.mean(-1, keepdim=True), rows.std(-1, keepdim=True)), dim=-1)
+        g = torch.sigmoid(self.bn((t * self.cfc).sum(-1)))
+        return x * g[:, :, None, None]
+
+
+def _train_step(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor) -> None:
+    """Forward and backward as in a training step: gradients set to None first, so that
+    backward writes x's gradient instead of adding to the previous call's."""
+    x.grad = None
+    module.zero_grad(set_to_none=True)
+    module(x).backward(grad)
 
 
 def layer_suite(shapes, device, rounds, min_time, use_compile) -> list[Comparison]:
-    """SRM layer alone, fused vs reference: training forward and forward + backward."""
+    """SRM layer alone, fused vs the authors' form: training forward, and forward + backward."""
     results = []
     for shape in shapes:
-        torch.manual_seed(0)
-        layer = SRM(shape[1]).to(device)
-        x = torch.randn(shape, device=device, requires_grad=True)
-        grad = torch.randn(shape, device=device)
-
-        def forward(module=layer):
-            return module(x)
-
-        def forward_backward(module=layer):
-            module(x).backward(grad)
-
-        def copy():
-            return x.detach().clone()
-
-        case = "x".join(map(str, shape))
-        fwd = {"reference": _reference(forward), "fused": forward, "copy of x": copy}
-        fb = {"reference": _reference(forward_backward), "fused": forward_backward}
-        if use_compile:
-            compiled = torch.compile(layer)
-            fwd["fused+compile"] = lambda: forward(compiled)
-            fb["fused+compile"] = lambda: forward_backward(compiled)
-        results.append(compare("layer fwd", case, fwd, device, rounds, min_time))
-        results.append(compare("layer fwd+bwd", case, fb, device, rounds, min_time))
+        results += _layer_case(shape, device, rounds, min_time, use_compile)
     return results
+
+
+def _layer_case(shape, device, rounds, min_time, use_compile) -> list[Comparison]:
+    torch.manual_seed(0)
+    layer = SRM(shape[1]).to(device)
+    authors = AuthorsSRM(shape[1]).to(device)
+    x = torch.randn(shape, device=device, requires_grad=True)
+    grad = torch.randn(shape, device=device)
+    target = torch.empty_like(grad)
+    fwd = {"authors' form": lambda: authors(x), "fused": lambda: layer(x),
+           "copy of x": lambda: x.detach().clone(),
+           "copy into old buffer": lambda: target.copy_(x.detach())}
+    fb = {"authors' form": lambda: _train_step(authors, x, grad),
+          "fused": lambda: _train_step(layer, x, grad)}
+    if use_compile:
+        compiled = torch.compile(layer)
+        fwd["fused+compile"] = lambda: compiled(x)
+        fb["fused+compile"] = lambda: _train_step(compiled, x, grad)
+    case = "x".join(map(str, shape))
+    return [compare("layer fwd", case, fwd, device, rounds, min_time),
+            compare("layer fwd+bwd", case, fb, device, rounds, min_time)]
 
 
 def _model_name(variant: str, family: str) -> str:
@@ -199,13 +238,19 @@ def infer_suite(families, variants, device, rounds, min_time, use_compile, batch
 def print_table(results: list[Comparison], header: bool = True) -> None:
     """Rows of median time, ratio to the group's first candidate, and images/s where known."""
     if header:
-        print(f"{'suite':<14} {'case':<26} {'candidate':<18} {'median ms':>10} {'ratio':>7} "
-              f"{'img/s':>8} {'cpu ms':>10} {'cpu ratio':>9}")
+        print(f"{'suite':<14} {'case':<26} {'candidate':<20} {'median ms':>10} {'ratio':>7} "
+              f"{'img/s':>8} {'cpu ms':>10} {'cpu ratio':>9}  load avg before -> after")
     for r in results:
+        load = f"{_loads(r.load_before)} -> {_loads(r.load_after)}"
         for name, ms in r.times_ms.items():
             rate = f"{r.throughput[name]:8.1f}" if name in r.throughput else ""
-            print(f"{r.suite:<14} {r.case:<26} {name:<18} {ms:10.2f} {r.ratios[name]:7.3f} {rate:>8} "
-                  f"{r.cpu_ms[name]:10.2f} {r.cpu_ratios[name]:9.3f}", flush=True)
+            print(f"{r.suite:<14} {r.case:<26} {name:<20} {ms:10.2f} {r.ratios[name]:7.3f} {rate:>8} "
+                  f"{r.cpu_ms[name]:10.2f} {r.cpu_ratios[name]:9.3f}  {load}", flush=True)
+            load = ""
+
+
+def _loads(values: list[float]) -> str:
+    return " ".join(f"{v:.2f}" for v in values) or "?"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -208,3 +208,82 @@ def test_a_failed_build_falls_back_and_says_why(with_kernels, tmp_path):
     assert "loaded False" in proc.stdout
     assert "could not be built" in proc.stderr
     assert _output_sum(proc.stdout) == pytest.approx(with_kernels, rel=1e-5)
+
+
+# Float32 maps of 16 MiB or more take the kernels' streaming stores; this one (17 MB) does,
+# and its odd row length puts every row but the first off the vector alignment, so the
+# aligned head, the streamed body and the scalar tail all run.
+STREAMED_SHAPE = (2, 2, 1031, 1031)
+HUGE_PAGE = 2 << 20
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_maps_large_enough_to_stream_match_the_reference(residual, threads):
+    from test_fused import assert_matches, fwd_bwd
+
+    assert cpu_kernels.load()
+    torch.set_num_threads(threads)  # the autouse fixture restores the setting
+    srm = randomised(SRM(STREAMED_SHAPE[1]))
+    x, grad = torch.randn(STREAMED_SHAPE) * 1.5 + 0.3, torch.randn(STREAMED_SHAPE)
+    identity = torch.randn(STREAMED_SHAPE) if residual else None
+    truth = fwd_bwd(randomised(SRM(STREAMED_SHAPE[1])).double(), x.double(), grad.double(),
+                    None if identity is None else identity.double(), reference=True)
+    reference = fwd_bwd(srm, x, grad, identity, reference=True)
+    fused = fwd_bwd(srm, x, grad, identity)
+    assert_matches(fused, reference, truth, residual)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    """Each thread takes whole channels, and a channel is computed the same way whichever
+    thread takes it: 1 and 2 threads give identical bits."""
+    from test_fused import fwd_bwd
+
+    srm = randomised(SRM(16))
+    x, grad, identity = (torch.randn(4, 16, 9, 9) for _ in range(3))
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        results.append(fwd_bwd(srm, x, grad, identity))
+    one, two = results
+    for a, b in zip([*one[:3], *one[3]], [*two[:3], *two[3]], strict=True):
+        assert torch.equal(a, b)
+
+
+def _anon_huge_kib(address: int) -> int:
+    """AnonHugePages (KiB) of the mapping of this process that holds ``address``."""
+    inside = False
+    for line in open("/proc/self/smaps"):
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            start, end = (int(v, 16) for v in head.split("-"))
+            inside = start <= address < end
+        elif inside and head == "AnonHugePages:":
+            return int(line.split()[1])
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+def _thp_mode() -> str:
+    try:
+        text = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return "unknown"
+    return text.split("[")[1].split("]")[0] if "[" in text else "unknown"
+
+
+def test_large_outputs_are_allocated_on_huge_pages():
+    """Outputs of 4 MiB or more start on a 2 MiB boundary, madvised for huge pages (backed by
+    them where Linux's THP is on), and behave like any tensor: resizable, freed normally."""
+    x = torch.randn(2, 8, 256, 256)  # 4 MiB
+    out, _, _ = cpu_kernels.srm_forward(x, None, torch.randn(8, 2), torch.randn(8), None, None,
+                                        False, 0.0, 1, 1e-5)
+    assert out.data_ptr() % HUGE_PAGE == 0
+    torch.testing.assert_close(out.sum(), out.double().sum().float())  # readable everywhere
+    if sys.platform == "linux" and _thp_mode() in ("always", "madvise"):
+        assert _anon_huge_kib(out.data_ptr()) >= HUGE_PAGE // 1024
+    out.resize_(2, 8, 512, 512)  # grows through the same allocator
+    out.fill_(1.0)
+    assert out.sum().item() == out.numel()
+    small, _, _ = cpu_kernels.srm_forward(torch.randn(2, 8, 4, 4), None, torch.randn(8, 2),
+                                          torch.randn(8), None, None, False, 0.0, 1, 1e-5)
+    assert small.shape == (2, 8, 4, 4)  # below 4 MiB: torch's own allocator

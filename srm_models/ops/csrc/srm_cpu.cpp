@@ -5,23 +5,102 @@
 // their statistics, the gate (or, backward, the gate's gradient) for the channel, and makes
 // its second sweep over the same rows while they are still in the L2 cache. Built from torch
 // ops the same work reads every map two or three times and pays for several small ops per
-// chunk. The gate math mirrors ops/gate.py, in double.
+// chunk. The gate math mirrors ops/gate.py, in double. The maps returned are allocated on huge
+// pages, and large float32 ones written with streaming stores (see HugePageAllocator and
+// write_row): on this kind of machine page faults and cache traffic, not arithmetic, set the
+// time.
 #include <ATen/Dispatch.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/empty_like.h>
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
+
 namespace {
+
+// The maps these kernels return (out, dx, d_identity) are new, and as large as the input: 100 MB
+// in ResNet-50's first stage at batch 32. On a VM, first touching fresh memory costs a page
+// fault per 4 KiB page, more than writing the values (a copy into fresh memory took 4-6x as
+// long as one into an existing buffer here). Large maps are therefore allocated on transparent
+// huge pages where Linux offers them (madvise mode or always): one fault per 2 MiB. Freeing
+// unmaps them at once, so nothing is held back. Small maps, and other systems, use torch's
+// allocator. (Torch's own allocator does the same for every tensor when the process starts
+// with THP_MEM_ALLOC_ENABLE=1.)
+class HugePageAllocator final : public c10::Allocator {
+ public:
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  static constexpr size_t kMinBytes = size_t{4} << 20;  // below this, rounding up wastes too much
+
+  c10::DataPtr allocate(size_t bytes) override {
+#ifdef __linux__
+    if (bytes >= kMinBytes) {
+      const size_t length = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+      // Map one huge page more than needed and unmap the ends, so the data starts on a 2 MiB
+      // boundary (the kernel backs only aligned 2 MiB ranges with huge pages).
+      void* raw = mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (raw != MAP_FAILED) {
+        const auto start = reinterpret_cast<uintptr_t>(raw);
+        const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+        if (aligned > start) munmap(raw, aligned - start);
+        const uintptr_t tail = start + length + kHugePage - (aligned + length);
+        if (tail > 0) munmap(reinterpret_cast<void*>(aligned + length), tail);
+        void* data = reinterpret_cast<void*>(aligned);
+        madvise(data, length, MADV_HUGEPAGE);  // a hint: ignored where THP is off
+        return {data, new Mapping{data, length}, &unmap, c10::Device(c10::DeviceType::CPU)};
+      }
+    }
+#endif
+    return c10::GetCPUAllocator()->allocate(bytes);
+  }
+
+  void copy_data(void* dest, const void* src, size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+
+ private:
+  struct Mapping {
+    void* data;
+    size_t length;
+  };
+
+  static void unmap(void* context) {
+    auto* mapping = static_cast<Mapping*>(context);
+#ifdef __linux__
+    munmap(mapping->data, mapping->length);
+#endif
+    delete mapping;
+  }
+};
+
+HugePageAllocator huge_page_allocator;
+
+// An uninitialised contiguous map shaped and typed like x, from huge_page_allocator.
+at::Tensor empty_map(const at::Tensor& x) {
+  return at::detail::empty_generic(x.sizes(), &huge_page_allocator,
+                                   c10::DispatchKeySet(c10::DispatchKey::CPU), x.scalar_type(),
+                                   c10::MemoryFormat::Contiguous);
+}
 
 // Channels (or rows) per parallel task: about 64K elements, so that small maps do not pay a
 // task per channel.
@@ -126,50 +205,121 @@ inline double row_dot(const scalar_t* a, const scalar_t* b, int64_t hw) {
   return total;
 }
 
-template <typename scalar_t>
-inline void scale_row(scalar_t* out, const scalar_t* x, scalar_t g, int64_t hw) {
-#pragma omp simd
-  for (int64_t i = 0; i < hw; ++i) out[i] = x[i] * g;
+// Writes one row of an output map, eight values at a time: lanes(i) gives values i..i+7 and
+// one(i) value i alone. With ``stream`` (float32 maps too large to stay in the cache) the
+// stores bypass the cache: a normal store first reads the line it overwrites, so streaming
+// saves a third of the traffic of a sweep, and it leaves the inputs the sweep still reads in
+// L2. The caller ends its task with finish_streaming().
+template <typename scalar_t, typename Lanes8, typename One>
+inline void write_row(scalar_t* out, int64_t hw, bool stream, const Lanes8& lanes, const One& one) {
+  int64_t i = 0;
+#ifdef __AVX__
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (stream) {
+      for (; i < hw && reinterpret_cast<uintptr_t>(out + i) % 32 != 0; ++i) out[i] = one(i);
+      for (; i + kWidth <= hw; i += kWidth) _mm256_stream_ps(out + i, (__m256)lanes(i));
+    }
+  }
+#endif
+  for (; i + kWidth <= hw; i += kWidth) {
+    const auto v = lanes(i);
+    std::memcpy(out + i, &v, sizeof(v));
+  }
+  for (; i < hw; ++i) out[i] = one(i);
 }
 
+// Orders a task's streaming stores before whatever reads the map next.
+inline void finish_streaming(bool stream) {
+#ifdef __AVX__
+  if (stream) _mm_sfence();
+#else
+  (void)stream;
+#endif
+}
+
+// Float32 maps of this size or more are written with streaming stores: far larger than the
+// share of the last-level cache one core of a shared machine can count on.
+constexpr int64_t kStreamBytes = int64_t{16} << 20;
+
+bool streams(const at::Tensor& x) {
+  return x.scalar_type() == at::kFloat && x.numel() * 4 >= kStreamBytes;
+}
+
+template <typename scalar_t>
+inline void scale_row(scalar_t* out, const scalar_t* x, scalar_t g, int64_t hw, bool stream) {
+  write_row(out, hw, stream, [&](int64_t i) { return load_same(x + i) * g; },
+            [&](int64_t i) { return x[i] * g; });
+}
+
+// relu(x * g + skip); NaN stays NaN, as torch.relu leaves it.
 template <typename scalar_t>
 inline void scale_add_relu_row(scalar_t* out, const scalar_t* x, scalar_t g, const scalar_t* skip,
-                               int64_t hw) {
-#pragma omp simd
-  for (int64_t i = 0; i < hw; ++i) {
-    const scalar_t v = x[i] * g + skip[i];
-    out[i] = v < scalar_t(0) ? scalar_t(0) : v;  // NaN stays NaN, as torch.relu leaves it
-  }
+                               int64_t hw, bool stream) {
+  using Same = typename Lanes<scalar_t>::type;
+  write_row(
+      out, hw, stream,
+      [&](int64_t i) {
+        const Same v = load_same(x + i) * g + load_same(skip + i);
+        return v < scalar_t(0) ? Same{} : v;
+      },
+      [&](int64_t i) {
+        const scalar_t v = x[i] * g + skip[i];
+        return v < scalar_t(0) ? scalar_t(0) : v;
+      });
 }
 
-// masked = (out <= 0 ? 0 : grad), as threshold_backward; returns sum(masked * x) in double.
-// One loop: each block of eight is masked, stored and multiplied while in registers.
+// The ReLU's backward: grad where the output is positive, else 0 (as threshold_backward).
 template <typename scalar_t>
-inline double masked_row_dot(scalar_t* masked, const scalar_t* grad, const scalar_t* out,
-                             const scalar_t* x, int64_t hw) {
+inline typename Lanes<scalar_t>::type masked_lanes(const scalar_t* grad, const scalar_t* out) {
   using Same = typename Lanes<scalar_t>::type;
+  return load_same(out) <= scalar_t(0) ? Same{} : load_same(grad);
+}
+
+// Sum of masked(grad) * x over one row, in double, without storing the mask.
+template <typename scalar_t>
+inline double masked_row_dot(const scalar_t* grad, const scalar_t* out, const scalar_t* x,
+                             int64_t hw) {
   Doubles acc[2] = {};
   int64_t i = 0;
   for (; i + kWidth <= hw; i += kWidth) {
-    const Same m = load_same(out + i) <= scalar_t(0) ? Same{} : load_same(grad + i);
-    std::memcpy(masked + i, &m, sizeof(m));
-    acc[(i / kWidth) & 1] += __builtin_convertvector(m, Doubles) * load8(x + i);
+    acc[(i / kWidth) & 1] +=
+        __builtin_convertvector(masked_lanes(grad + i, out + i), Doubles) * load8(x + i);
   }
   const Doubles t = acc[0] + acc[1];
   double total = 0;
   for (int64_t j = 0; j < kWidth; ++j) total += t[j];
   for (; i < hw; ++i) {
-    masked[i] = out[i] <= scalar_t(0) ? scalar_t(0) : grad[i];
-    total += static_cast<double>(masked[i]) * static_cast<double>(x[i]);
+    if (!(out[i] <= scalar_t(0))) total += static_cast<double>(grad[i]) * static_cast<double>(x[i]);
   }
   return total;
 }
 
+// dx = grad * g + a + b * (x - mean).
 template <typename scalar_t>
 inline void input_grad_row(scalar_t* dx, const scalar_t* grad, const scalar_t* x, scalar_t g,
-                           scalar_t mean, scalar_t a, scalar_t b, int64_t hw) {
-#pragma omp simd
-  for (int64_t i = 0; i < hw; ++i) dx[i] = grad[i] * g + a + b * (x[i] - mean);
+                           scalar_t mean, scalar_t a, scalar_t b, int64_t hw, bool stream) {
+  write_row(dx, hw, stream,
+            [&](int64_t i) { return load_same(grad + i) * g + a + b * (load_same(x + i) - mean); },
+            [&](int64_t i) { return grad[i] * g + a + b * (x[i] - mean); });
+}
+
+// The residual form's two input gradients: d_identity = masked(grad) and
+// dx = masked(grad) * g + a + b * (x - mean), from one read of grad, out and x.
+template <typename scalar_t>
+inline void residual_grads_row(scalar_t* d_identity, scalar_t* dx, const scalar_t* grad,
+                               const scalar_t* out, const scalar_t* x, scalar_t g, scalar_t mean,
+                               scalar_t a, scalar_t b, int64_t hw, bool stream) {
+  write_row(d_identity, hw, stream, [&](int64_t i) { return masked_lanes(grad + i, out + i); },
+            [&](int64_t i) { return out[i] <= scalar_t(0) ? scalar_t(0) : grad[i]; });
+  write_row(
+      dx, hw, stream,
+      [&](int64_t i) {
+        return masked_lanes(grad + i, out + i) * g + a + b * (load_same(x + i) - mean);
+      },
+      [&](int64_t i) {
+        const scalar_t masked = out[i] <= scalar_t(0) ? scalar_t(0) : grad[i];
+        return masked * g + a + b * (x[i] - mean);
+      });
 }
 
 double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
@@ -242,7 +392,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> srm_forward(
   const int64_t n = x.size(0), channels = x.size(1), hw = x.size(2) * x.size(3);
   TORCH_CHECK(hw > correction, "srm_forward: correction must be below H*W");
   TORCH_CHECK(!batch_stats || n > 1, "srm_forward: batch statistics need at least 2 samples");
-  auto out = at::empty_like(x);
+  auto out = empty_map(x);
   auto mean = at::empty({n, channels}, x.options());
   auto std = at::empty({n, channels}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "srm_cpu_forward", [&] {
@@ -252,6 +402,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> srm_forward(
     scalar_t* od = out.mutable_data_ptr<scalar_t>();
     scalar_t* mean_d = mean.mutable_data_ptr<scalar_t>();
     scalar_t* std_d = std.mutable_data_ptr<scalar_t>();
+    const bool stream = streams(x);
     at::parallel_for(0, channels, per_task(n * hw), [&](int64_t begin, int64_t end) {
       std::vector<double> m(n), s(n), z(n);
       for (int64_t c = begin; c < end; ++c) {
@@ -268,12 +419,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> srm_forward(
           const int64_t at = (i * channels + c) * hw;
           const auto g = static_cast<scalar_t>(sigmoid(z[i] * gate.gamma(c) + gate.beta(c)));
           if (skip) {
-            scale_add_relu_row(od + at, xd + at, g, skip + at, hw);
+            scale_add_relu_row(od + at, xd + at, g, skip + at, hw, stream);
           } else {
-            scale_row(od + at, xd + at, g, hw);
+            scale_row(od + at, xd + at, g, hw, stream);
           }
         }
       }
+      finish_streaming(stream);
     });
   });
   return {out, mean, std};
@@ -296,8 +448,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
                   std.scalar_type() == x.scalar_type(),
               "srm_backward: mean and std must be contiguous (N, C) in x's dtype");
   auto empty = at::empty({0}, x.options());
-  auto dx = at::empty_like(x);
-  auto d_identity = out ? at::empty_like(x) : empty;
+  auto dx = empty_map(x);
+  auto d_identity = out ? empty_map(x) : empty;
   auto d_weight = at::empty({channels, 2}, x.options());
   auto d_bias = bias ? at::empty({channels}, x.options()) : empty;
   auto d_bn_weight = batch_stats && bn_weight ? at::empty({channels}, x.options()) : empty;
@@ -307,7 +459,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const scalar_t* xd = x.const_data_ptr<scalar_t>();
     const scalar_t* gd = grad_out.const_data_ptr<scalar_t>();
     const scalar_t* od = out ? out->const_data_ptr<scalar_t>() : nullptr;
-    scalar_t* masked = out ? d_identity.mutable_data_ptr<scalar_t>() : nullptr;
+    scalar_t* d_skip = out ? d_identity.mutable_data_ptr<scalar_t>() : nullptr;
     scalar_t* dxd = dx.mutable_data_ptr<scalar_t>();
     const scalar_t* mean_d = mean.const_data_ptr<scalar_t>();
     const scalar_t* std_d = std.const_data_ptr<scalar_t>();
@@ -316,6 +468,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     scalar_t* dgamma = d_bn_weight.numel() ? d_bn_weight.mutable_data_ptr<scalar_t>() : nullptr;
     scalar_t* dbeta = d_bn_bias.numel() ? d_bn_bias.mutable_data_ptr<scalar_t>() : nullptr;
     const double spread = double(hw - correction);
+    const bool stream = streams(x);
     at::parallel_for(0, channels, per_task(n * hw), [&](int64_t begin, int64_t end) {
       std::vector<double> m(n), s(n), z(n), g(n), dz(n);
       for (int64_t c = begin; c < end; ++c) {
@@ -324,8 +477,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
           const int64_t r = i * channels + c, at = r * hw;
           m[i] = double(mean_d[r]);
           s[i] = double(std_d[r]);
-          dz[i] = masked ? masked_row_dot(masked + at, gd + at, od + at, xd + at, hw)
-                         : row_dot(gd + at, xd + at, hw);
+          dz[i] = od ? masked_row_dot(gd + at, od + at, xd + at, hw) : row_dot(gd + at, xd + at, hw);
         }
         // the gate's gradient for this channel: sigmoid, BN over the batch, CFC
         const double rstd = gate.logits(c, m.data(), s.data(), n, z.data());
@@ -353,16 +505,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
         dw[2 * c] = static_cast<scalar_t>(dw0);
         dw[2 * c + 1] = static_cast<scalar_t>(dw1);
         if (db) db[c] = static_cast<scalar_t>(dbias);
-        // sweep 2, over rows still in cache: dx = grad * g + a + b * (x - mean)
+        // sweep 2, over rows still in cache: dx = grad * g + a + b * (x - mean), grad masked
+        // by the ReLU in the residual form (and then also the identity's gradient)
         const double w0 = double(gate.weight[2 * c]), w1 = double(gate.weight[2 * c + 1]);
         for (int64_t i = 0; i < n; ++i) {
           const int64_t at = (i * channels + c) * hw;
           const auto a = static_cast<scalar_t>(dz[i] * w0 / double(hw));
           const auto b = static_cast<scalar_t>(dz[i] * w1 / (s[i] * spread));
-          input_grad_row(dxd + at, masked ? masked + at : gd + at, xd + at,
-                         static_cast<scalar_t>(g[i]), static_cast<scalar_t>(m[i]), a, b, hw);
+          const auto gi = static_cast<scalar_t>(g[i]);
+          const auto mi = static_cast<scalar_t>(m[i]);
+          if (od) {
+            residual_grads_row(d_skip + at, dxd + at, gd + at, od + at, xd + at, gi, mi, a, b, hw,
+                               stream);
+          } else {
+            input_grad_row(dxd + at, gd + at, xd + at, gi, mi, a, b, hw, stream);
+          }
         }
       }
+      finish_streaming(stream);
     });
   });
   return {dx, d_identity, d_weight, d_bias, d_bn_weight, d_bn_bias};
@@ -386,7 +546,7 @@ void residual_inference_(at::Tensor& x, const at::Tensor& identity, const at::Te
         double z;
         gate.logits(r % channels, &m.mean, &m.std, 1, &z);
         scale_add_relu_row(data + r * hw, data + r * hw, static_cast<scalar_t>(sigmoid(z)),
-                           skip + r * hw, hw);
+                           skip + r * hw, hw, /*stream=*/false);
       }
     });
   });
