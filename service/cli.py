@@ -315,6 +315,10 @@ def analyze(job: str, kind: str = typer.Option(..., "--kind", help="pruning or c
     console.print(f"analysis [bold]{created['id']}[/bold] of job {job}: {created['kind']} {created['status']}")
     if watch:
         analysis(created["id"], watch=True, url=url)
+
+
+@app.command()
+@friendly_errors
 def report(job: str, output: Path = typer.Option(Path("report.html"), "--output", "-o", help="where to write the page"),
            url: str | None = URL_OPTION) -> None:
     """Write a finished job's report: one HTML page with its table and plots, images embedded."""
@@ -346,6 +350,10 @@ def analysis(analysis_id: str, watch: bool = typer.Option(False, "--watch", "-w"
             console.print(table)
     for name in detail["plots"]:
         console.print(f"plot: {client.url}/v1/analyses/{detail['id']}/plots/{name}.png")
+
+
+@app.command()
+@friendly_errors
 def leaderboard(dataset: str | None = typer.Option(None), backbone: str | None = typer.Option(None),
                 protocol: str | None = typer.Option(None),
                 mlflow_url: bool = typer.Option(False, "--mlflow-url",

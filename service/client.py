@@ -66,6 +66,7 @@ class Client:
 
     def analysis(self, analysis_id: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/analyses/{analysis_id}").json()
+
     def leaderboard(self, **params: Any) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/leaderboard", params={k: v for k, v in params.items() if v}).json()
 
