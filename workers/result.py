@@ -44,6 +44,7 @@ class _Reported(TypedDict):
     dataset_fingerprint: str
     split_hash: str
     split: str                           # "fold 0 of 5", "official"
+    repeat: int                          # which repetition of k-fold CV the fold belongs to
     num_train: int
     num_eval: int
     protocol: dict[str, Any]             # the protocol with overrides (Protocol.to_dict())
