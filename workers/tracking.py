@@ -288,7 +288,7 @@ def _runs_by_variant(mlflow: MlflowClient, experiment: str, filter_string: str) 
 
 def _summary_metrics(members: list[tuple[TrialSpec, dict]], comparison: dict) -> dict[str, float]:
     """Means and sample stds over the members' results, the trial count, and the caller's numbers."""
-    metrics = {"n_trials": float(len(members)), "n_folds": float(len(members))}
+    metrics = {"n_trials": float(len(members))}  # n_folds counts (repeat, fold) splits: the caller's
     for key in SUMMARY_METRICS:
         values = np.asarray([r[key] for _, r in members if r.get(key) is not None], dtype=float)
         if len(values):
