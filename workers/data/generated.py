@@ -190,7 +190,7 @@ def shapes_class_of(masks: np.ndarray, num_classes: int = 4) -> np.ndarray:
     return scores.argmax(axis=1)
 
 
-def stylized_shapes(n_per_class: int = 512, image_size: int = 32, num_classes: int = 4, difficulty: int = 30,
+def stylized_shapes(n_per_class: int = 512, image_size: int = 32, num_classes: int = 4, difficulty: int = 60,
                     seed: int = 0) -> tuple[DatasetIndex, np.ndarray]:
     """Shapes whose fill and background are independent random textures (see ``stylized_shapes_with_masks``)."""
     return stylized_shapes_with_masks(n_per_class, image_size, num_classes, difficulty, seed)[:2]
