@@ -25,6 +25,7 @@ from .result import TrialResult
 from .run_names import job_run_name, summary_run_name, trial_run_name
 from .spec import TrialSpec
 from .style.tracking import STYLE_COMPARISON_METRICS, STYLE_EPOCH_METRICS, STYLE_SUMMARY_METRICS
+from .tasks import spec_from_dict
 from .version import code_version
 
 EXPERIMENT_NAME = "srm-bench"
@@ -232,7 +233,7 @@ def _pairs(outcomes_or_results: Iterable) -> list[tuple[TrialSpec, TrialResult]]
                 continue
             spec, result = item.spec, item.result
         if result is not None:
-            pairs.append((spec if isinstance(spec, TrialSpec) else TrialSpec.from_dict(spec), result))
+            pairs.append((spec_from_dict(spec) if isinstance(spec, dict) else spec, result))
     return pairs
 
 

@@ -38,7 +38,7 @@ def style_leaderboard(session: Session, dataset: str | None = None, protocol: st
         for variant, found in members[key].items():
             row: dict[str, Any] = {"variant": variant, "n_jobs": len({j for j, _ in found}), "n_trials": len(found)}
             for loss in LOSSES:
-                described = describe([m.get(loss) for _, m in found])
+                described = describe([m.get(f"{loss}_final") for _, m in found])
                 row[f"{loss}_mean"], row[f"{loss}_std"] = described["mean"], described["std"]
             board["rows"].append(row)
         board["rows"].sort(key=lambda r: r["total_loss_mean"] if r["total_loss_mean"] is not None else float("inf"))

@@ -18,6 +18,7 @@ from service.stats import describe, paired_comparison
 
 REFERENCE = "bn"
 LOSSES = ("style_loss", "content_loss", "total_loss")
+FINALS = tuple(f"{key}_final" for key in LOSSES)
 HELD_OUT = ("held_out_style_loss", "held_out_content_loss", "held_out_total_loss")
 METRIC_NOTE = ("final losses: training losses (mean over the last curve point's steps), as the example weights "
                "them (content 1e5 x MSE at relu2_2, style 1e10 x Gram MSE over relu1_2..relu4_3); mean ± std over "
@@ -31,8 +32,9 @@ def _metric(trial: Any, key: str) -> Any:
 
 def _comparison(reference: dict[int, Any], mine: dict[int, Any], key: str) -> dict[str, Any]:
     seeds = sorted(set(reference) & set(mine))
-    compared = paired_comparison([_metric(reference[s], key) for s in seeds], [_metric(mine[s], key) for s in seeds])
-    diff = describe([_metric(mine[s], key) - _metric(reference[s], key) for s in seeds])
+    name = f"{key}_final"
+    compared = paired_comparison([_metric(reference[s], name) for s in seeds], [_metric(mine[s], name) for s in seeds])
+    diff = describe([_metric(mine[s], name) - _metric(reference[s], name) for s in seeds])
     return {"n_pairs": compared["n_pairs"], "diff_mean": compared["gain_mean"], "diff_std": compared["gain_std"],
             "diff_ci95": [diff["ci_low"], diff["ci_high"]], "t_statistic": compared["t_statistic"],
             "t_pvalue": compared["t_pvalue"], "wilcoxon_pvalue": compared["wilcoxon_pvalue"],
@@ -52,9 +54,8 @@ def style_rows(trials: Sequence[Any]) -> list[dict[str, Any]]:
         first = done[min(done)] if done else None
         row: dict[str, Any] = {"variant": variant, "n_trials": len(group), "n_succeeded": len(done),
                                "seeds": sorted(done)}
-        for key in (*LOSSES, *HELD_OUT):
-            described = describe([_metric(t, key) for t in done.values()])
-            name = f"{key}_final" if key in LOSSES else key
+        for name in (*FINALS, *HELD_OUT):
+            described = describe([_metric(t, name) for t in done.values()])
             row[f"{name}_mean"], row[f"{name}_std"] = described["mean"], described["std"]
         row |= {"params": _metric(first, "params") if first else None,
                 "perceptual_net": _metric(first, "perceptual_net") if first else None,
@@ -72,7 +73,7 @@ def style_rows(trials: Sequence[Any]) -> list[dict[str, Any]]:
 def curve_rows(trials: Sequence[Any]) -> list[dict[str, Any]]:
     """Per trial: its variant, seed and curve points (step, style, content and total loss)."""
     return [{"variant": t.variant, "seed": t.seed, "status": t.status, "mlflow_run_id": t.mlflow_run_id,
-             "error": t.error, **{key: _metric(t, key) for key in (*LOSSES, *HELD_OUT)},
+             "error": t.error, **{name: _metric(t, name) for name in (*FINALS, *HELD_OUT)},
              "curve": [{k: point.get(k) for k in ("step", *LOSSES)} for point in (_metric(t, "history") or [])]}
             for t in sorted(trials, key=lambda t: (t.variant, t.seed))]
 

@@ -34,7 +34,8 @@ def test_gram_matrix_and_losses_match_numpy():
     assert got_content == pytest.approx(expected_content, rel=1e-5)
 
     style_grams = [torch.from_numpy(numpy_gram(s).astype(np.float32)) for s in style]
-    expected_style = 1e10 * sum(np.mean((numpy_gram(o) - numpy_gram(s)) ** 2) for o, s in zip(output, style))
+    expected_style = 1e10 * sum(np.mean((numpy_gram(o) - numpy_gram(s)) ** 2)
+                                for o, s in zip(output, style, strict=True))
     assert losses.style_loss(as_torch, style_grams, 1e10).item() == pytest.approx(expected_style, rel=1e-4)
 
 
@@ -81,7 +82,8 @@ def test_vgg16_weights_are_checked_and_loaded(tmp_path):
     torch.manual_seed(5)
     first = PerceptualNet()
     torch.manual_seed(6)
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), PerceptualNet().state_dict().values()))
+    again = PerceptualNet().state_dict().values()
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again, strict=True))
 
 
 class Crash(RuntimeError):
@@ -105,7 +107,8 @@ def test_a_resumed_trial_matches_an_uninterrupted_one(tmp_path):
     resumed = run_style_trial(spec, data_dir=tmp_path, checkpoint_dir=tmp_path / "resumed", progress=False)
     assert whole["resumed_from_epoch"] == 0 and resumed["resumed_from_epoch"] == 2
     assert len(whole["history"]) == 4 and [h["step"] for h in whole["history"]] == [6, 12, 18, 24]
-    for key in ("style_loss", "content_loss", "total_loss", "held_out_style_loss", "held_out_total_loss"):
+    for key in ("style_loss_final", "content_loss_final", "total_loss_final", "held_out_style_loss",
+                "held_out_total_loss"):
         assert resumed[key] == whole[key], key
     drop = ("images_per_s", "epoch_time_s")
     assert [{k: v for k, v in h.items() if k not in drop} for h in resumed["history"]] == \

@@ -6,7 +6,7 @@ import base64
 import io
 
 STYLE_EPOCH_METRICS = ("style_loss", "content_loss", "total_loss")
-STYLE_SUMMARY_METRICS = ("style_loss", "content_loss", "total_loss", "held_out_style_loss",
+STYLE_SUMMARY_METRICS = ("style_loss_final", "content_loss_final", "total_loss_final", "held_out_style_loss",
                          "held_out_content_loss", "held_out_total_loss")
 STYLE_COMPARISON_METRICS = ("diff_style_loss", "diff_content_loss", "diff_total_loss", "t_pvalue_style_loss",
                             "t_pvalue_total_loss")

@@ -171,8 +171,7 @@ def run_style_trial(spec: StyleTrialSpec | dict, *, data_dir=None, checkpoint_di
     grid = min(protocol.grid_size, protocol.image_size)
     final = history[-1]
     return {
-        "task": TASK, "style_loss": final["style_loss"], "content_loss": final["content_loss"],
-        "total_loss": final["total_loss"], **evaluated,
+        "task": TASK, **{f"{key}_final": final[key] for key in LOSS_KEYS}, **evaluated,
         "perceptual_net": perceptual_description, "placement": spec.placement, "style_image": spec.style_image,
         "params": params, "train_time_s": train_time,
         "images_per_s": total_steps * protocol.batch_size / train_time if train_time else 0.0,
