@@ -46,7 +46,12 @@ def _histories(session: Session, job_id: str) -> dict[str, list[list[dict]]]:
 def render_job_report(session: Session, job: Job) -> str:
     """The report's HTML, from SQL alone."""
     from service import report_plots  # matplotlib: loaded by the processes that draw, not by every API worker
+    from service.style import is_style_job
 
+    if is_style_job(job):
+        from service.style.report import render_style_report
+
+        return render_style_report(session, job)
     results = job_results(session, job)
     variants = [row["variant"] for row in results["rows"]]
     figures = [

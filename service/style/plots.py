@@ -79,6 +79,25 @@ def _image(encoded: str) -> np.ndarray:
     return np.asarray(png_image(encoded))
 
 
+MIN_CELL = 96  # tiny images are enlarged (nearest neighbour) to at least this many pixels per side
+GAP = 6
+
+
+def _canvas(rows: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+    """The rows stacked on a white canvas (each enlarged by the same whole factor), and each row's centre."""
+    cell = min(image.shape[0] for image in rows)
+    factor = max(1, -(-MIN_CELL // cell))
+    rows = [image.repeat(factor, axis=0).repeat(factor, axis=1) for image in rows]
+    width = max(image.shape[1] for image in rows)
+    canvas = np.full((sum(r.shape[0] for r in rows) + GAP * (len(rows) - 1), width, 3), 255, dtype=np.uint8)
+    centres, top = [], 0
+    for image in rows:
+        canvas[top:top + image.shape[0], :image.shape[1]] = image
+        centres.append(top + image.shape[0] / 2)
+        top += image.shape[0] + GAP
+    return canvas, centres
+
+
 def stylized_png(session: Session, job_id: str) -> bytes:
     """The style image, the held-out content images, then each variant's stylization of them (its lowest
     succeeded seed), one row each."""
@@ -92,24 +111,25 @@ def stylized_png(session: Session, job_id: str) -> bytes:
     if not first:
         raise NotReady(f"job {job_id}: its trials kept no stylized images (no held-out content images)")
     any_trial = next(iter(first.values())).metrics
-    rows = [("style", _image(any_trial["style_png"])), ("content", _image(any_trial["content_png"]))]
-    rows += [(f"{v.upper()} (seed {first[v].seed})", _image(first[v].metrics["stylized_png"]))
-             for v in _variant_order(job, trials) if v in first]
-    width = max(image.shape[1] for _, image in rows)
-    figure = Figure(figsize=(2 + width / 50, 0.6 + 1.3 * len(rows)))
-    axes = figure.subplots(len(rows), 1)
-    for axis, (label, image) in zip(axes, rows, strict=True):
-        axis.imshow(image, interpolation="nearest")
-        axis.set_xlim(-0.5, width - 0.5)
-        axis.set_xticks([])
-        axis.set_yticks([])
-        axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-        for side in axis.spines.values():
-            side.set_visible(False)
-    figure.suptitle(f"{job.name or job.id[:8]}: {(job.spec or {}).get('style_image')} on held-out content images",
-                    fontsize=10)
-    figure.tight_layout()
-    return _png(figure)
+    labelled = [("style", _image(any_trial["style_png"])), ("content", _image(any_trial["content_png"]))]
+    labelled += [(f"{v.upper()} (seed {first[v].seed})", _image(first[v].metrics["stylized_png"]))
+                 for v in _variant_order(job, trials) if v in first]
+    canvas, centres = _canvas([image for _, image in labelled])
+    dpi = 100
+    figure = Figure(figsize=((canvas.shape[1] + 150) / dpi, (canvas.shape[0] + 50) / dpi), dpi=dpi)
+    axis = figure.add_axes((140 / (canvas.shape[1] + 150), 10 / (canvas.shape[0] + 50),
+                            canvas.shape[1] / (canvas.shape[1] + 150), canvas.shape[0] / (canvas.shape[0] + 50)))
+    axis.imshow(canvas, interpolation="nearest")
+    axis.set_xticks([])
+    axis.set_yticks(centres, [label for label, _ in labelled], fontsize=9)
+    axis.tick_params(length=0)
+    for side in axis.spines.values():
+        side.set_visible(False)
+    figure.suptitle(f"{(job.spec or {}).get('style_image')} on held-out content images", fontsize=10,
+                    y=1 - 8 / (canvas.shape[0] + 50), va="top")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 JOB_PLOTS: dict[str, Any] = {"curves": curves_png, "stylized": stylized_png}
