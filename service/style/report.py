@@ -29,3 +29,22 @@ def render_style_report(session: Session, job: Job) -> str:
         figures.append({"title": title, "caption": caption, "src": src})
     return templates.get_template("style_report.html").render(job=job, results=results, header=header,
                                                               cells=cells, figures=figures)
+
+
+def log_plots(session: Session, job: Job) -> None:
+    """The curves and the stylized grid as artifacts of the job's MLflow run (plots/curves.png, plots/stylized.png)."""
+    import io
+
+    from PIL import Image
+
+    from service.style.plots import JOB_PLOTS
+    from workers.tracking import client
+
+    if not job.mlflow_run_id:
+        return
+    for name, draw in JOB_PLOTS.items():
+        try:
+            image = Image.open(io.BytesIO(draw(session, job.id)))
+        except NotReady:
+            continue
+        client().log_image(job.mlflow_run_id, image, f"plots/{name}.png")

@@ -79,6 +79,11 @@ def test_style_job_runs_through_rest_ray_and_mlflow(server, tmp_path):
     assert by_variant["bn+srm"]["style_loss_final_mean"] == pytest.approx(rows["bn+srm"]["style_loss_final_mean"])
     assert by_variant["in"]["diff_style_loss"] == pytest.approx(rows["in"]["vs_bn"]["style_loss"]["diff_mean"])
 
+    job_artifacts = {a.path for a in mlflow.list_artifacts(detail["mlflow_run_id"], "plots")}
+    assert job_artifacts == {"plots/curves.png", "plots/stylized.png"}
+    report = server.http.get(f"/v1/jobs/{job_id}/report")
+    assert report.status_code == 200 and "Stylized held-out images" in report.text and "bn+srm" in report.text
+
     grid = png(server.http.get(f"/v1/jobs/{job_id}/plots/stylized.png"))
     curves = png(server.http.get(f"/v1/jobs/{job_id}/plots/curves.png"))
     assert grid.height > grid.width / 4 and curves.width > 500
