@@ -279,8 +279,10 @@ def print_results(results: dict[str, Any], verdicts: bool = True) -> None:
         from service.style.results import table_rows as style_table_rows
 
         header, cells = style_table_rows(results)
-        table = Table(*header, title=f"style transfer: {results['dataset']} / {results['style_image']} / "
-                                     f"protocol {results['protocol']} / {results['perceptual_net']}")
+        from rich.markup import escape
+
+        table = Table(*header, title=escape(f"style transfer: {results['dataset']} / {results['style_image']} / "
+                                            f"protocol {results['protocol']} / {results['perceptual_net']}"))
         for row in cells:
             table.add_row(*row)
         console.print(table)
@@ -404,10 +406,12 @@ def leaderboard(dataset: str | None = typer.Option(None), backbone: str | None =
 
 def _print_style_leaderboard(boards: list[dict[str, Any]]) -> None:
     """Style-transfer boards: lowest final total loss first."""
+    from rich.markup import escape
+
     for board in boards:
         table = Table("rank", "variant", "jobs", "trials", "total loss", "style loss", "content loss",
-                      title=f"style transfer: {board['dataset']} / {board['style_image']} / {board['perceptual_net']} "
-                            f"/ {board['placement']} / protocol {board['protocol']}")
+                      title=escape(f"style transfer: {board['dataset']} / {board['style_image']} / "
+                                   f"{board['perceptual_net']} / {board['placement']} / protocol {board['protocol']}"))
         for row in board["rows"]:
             table.add_row(str(row["rank"]), row["variant"], str(row["n_jobs"]), str(row["n_trials"]),
                           *(_mean_std(row[f"{k}_mean"], row[f"{k}_std"]) for k in ("total_loss", "style_loss",
