@@ -111,3 +111,29 @@ def test_style_presets(client, data_dir):
     assert changed.status_code == 201 and changed.json()["n_trials"] == 2
     loc, message = refused(client, {"preset": "fig5-style-transfer"})  # no COCO in this data dir
     assert loc == ["body", "dataset"] and "coco/train2014" in message
+
+
+def test_what_a_style_job_answers_before_and_besides_its_results(client, sessions, data_dir):
+    from sqlalchemy import update
+
+    from service.models import Job
+
+    job_id = client.post("/v1/jobs", json=style_job(variants=["bn", "bn+srm"], seeds=[0, 1])).json()["id"]
+    results = client.get(f"/v1/jobs/{job_id}/results").json()
+    assert results["task"] == "style_transfer" and [r["n_succeeded"] for r in results["rows"]] == [0, 0]
+    assert client.get(f"/v1/jobs/{job_id}/plots/stylized.png").status_code == 409  # nothing trained yet
+    assert client.get(f"/v1/jobs/{job_id}/plots/mosaic.png").status_code == 404
+    classification = client.post("/v1/jobs", json={"dataset": "textures", "backbone": "cifar_resnet20",
+                                                   "folds": 2}).json()["id"]
+    answer = client.get(f"/v1/jobs/{classification}/plots/curves.png")
+    assert answer.status_code == 404 and "classification job" in answer.json()["detail"]
+    plan = client.get(f"/v1/jobs/{job_id}/plan").json()
+    assert plan["variants"] == [] and "classification jobs" in plan["note"]
+    with sessions() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(status="succeeded"))
+        session.commit()
+    refused = client.post(f"/v1/jobs/{job_id}/analyses", json={"kind": "pruning"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "kind"]
+    boards = client.get("/v1/leaderboard", params={"task": "style_transfer"}).json()
+    assert boards == []  # the job has no succeeded trial: nothing to rank
+    assert client.get("/v1/leaderboard", params={"task": "regression"}).status_code == 422
