@@ -96,3 +96,8 @@ def test_style_job_runs_through_rest_ray_and_mlflow(server, tmp_path):
     assert totals == sorted(totals) and [r["rank"] for r in board["rows"]] == [1, 2, 3, 4]
     assert {r["variant"] for r in board["rows"]} == set(VARIANTS)
     assert all(b["backbone"] != "transformer_net" for b in server.http.get("/v1/leaderboard").json())
+
+    again = server.http.post("/v1/jobs", json=tiny_style_job(name="the same trials again")).json()["id"]
+    repeated = server.wait_finished(again, timeout=120)
+    assert repeated["status"] == "succeeded" and all(t["reused"] for t in repeated["trials"])
+    assert server.http.get(f"/v1/jobs/{again}/results").json()["rows"] == results["rows"]
