@@ -36,8 +36,9 @@ def test_a_style_job_is_planned_as_variant_times_seed_trials(client, data_dir):
     assert detail["spec"]["task"] == "style_transfer" and detail["spec"]["placement"] == "residual"
     assert sorted({(t["variant"], t["seed"]) for t in detail["trials"]}) == sorted(
         (v, s) for v in ("bn", "in", "bn+se", "bn+srm") for s in (0, 1, 2))
-    retry = client.post("/v1/jobs", json=style_job(variants=["in", "bn+srm"], seeds=[4], placement="all_norms"))
-    assert retry.status_code == 201 and retry.json()["n_trials"] == 2
+    retry = client.post("/v1/jobs", json=style_job(variants=["in", "bn+srm", "bn+cbam", "bn+ge"], seeds=[4],
+                                                   placement="all_norms"))
+    assert retry.status_code == 201 and retry.json()["n_trials"] == 4
 
 
 def test_classification_jobs_are_unchanged(client, data_dir):

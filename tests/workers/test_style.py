@@ -49,9 +49,9 @@ def test_normalize_batch_matches_numpy():
 def test_variants_norms_and_placements():
     from srm_models import SRM
 
-    assert valid_variants()[:4] == ["bn", "in", "bn+se", "bn+srm"] and "bn+ge" not in valid_variants()
+    assert valid_variants()[:2] == ["bn", "in"] and {"bn+se", "bn+srm", "bn+cbam", "bn+ge"} <= set(valid_variants())
     assert parse_variant("bn+srm") == ("bn", "srm") and parse_variant("in") == ("in", None)
-    for bad in ("gn", "bn+", "bn+ge", "in+nothing"):
+    for bad in ("gn", "bn+", "bn+none", "in+nothing"):
         with pytest.raises(ValueError, match="valid: bn, in"):
             parse_variant(bad)
     bn, instance = build_transformer("bn"), build_transformer("in")
@@ -62,6 +62,12 @@ def test_variants_norms_and_placements():
     assert sum(isinstance(m, SRM) for m in everywhere.modules()) == 15  # one after every normalization
     image = torch.rand(2, 3, 16, 16) * 255
     assert residual(image).shape == everywhere(image).shape == (2, 3, 16, 16)
+    from srm_models import GE
+
+    gathered = build_transformer("bn+ge", "all_norms", image_size=16)  # GE-θ is built for each map's size
+    assert sum(isinstance(m, GE) for m in gathered.modules()) == 15 and gathered(image).shape == image.shape
+    with pytest.raises(ValueError, match="needs the image size"):
+        build_transformer("bn+ge")
 
 
 def test_vgg16_weights_are_checked_and_loaded(tmp_path):

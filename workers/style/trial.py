@@ -121,7 +121,7 @@ def run_style_trial(spec: StyleTrialSpec | dict, *, data_dir=None, checkpoint_di
     losses = Losses(perceptual.to(device), style.to(device), protocol)
 
     torch.manual_seed(spec.seed)
-    model = build_transformer(spec.variant_label(), spec.placement).to(device)
+    model = build_transformer(spec.variant_label(), spec.placement, protocol.image_size).to(device)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr)
     steps_per_epoch = len(train) // protocol.batch_size
