@@ -125,7 +125,7 @@ def plan(request: JobRequest | JobSpec) -> PlannedJob:
     from workers.spec import TrialSpec
 
     if isinstance(request, JobRequest):
-        if style_planning.is_style_request(request):
+        if style_planning.is_style_request(request.task, request.preset):
             return style_planning.plan_style(request)
         style_planning.reject_style_fields(request)
     spec = resolve_request(request) if isinstance(request, JobRequest) else request

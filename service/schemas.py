@@ -148,8 +148,7 @@ class JobRequest(ComparisonFields):
         if isinstance(data, dict) and "variants" in data:
             from service.style.planning import is_style_request
 
-            probe = type("Probe", (), {"task": data.get("task"), "preset": data.get("preset")})
-            if is_style_request(probe):
+            if is_style_request(data.get("task"), data.get("preset")):
                 data = {k: v for k, v in data.items() if k != "variants"} | {"style_variants": data["variants"]}
         return data
 

@@ -52,12 +52,11 @@ class StyleJobSpec(BaseModel):
         return BACKBONE
 
 
-def is_style_request(request: Any) -> bool:
-    """A request for a style job: ``task`` says so, or its preset is a style preset."""
-    if request.task is not None:
-        return request.task == STYLE_TRANSFER
-    return bool(request.preset) and presets.PRESETS.get(request.preset, {}).get("spec", {}).get("task") \
-        == STYLE_TRANSFER
+def is_style_request(task: str | None, preset: str | None) -> bool:
+    """A request for a style job: its ``task`` says so, or (without one) its preset is a style preset."""
+    if task is not None:
+        return task == STYLE_TRANSFER
+    return bool(preset) and presets.PRESETS.get(preset, {}).get("spec", {}).get("task") == STYLE_TRANSFER
 
 
 def reject_style_fields(request: Any) -> None:
