@@ -75,6 +75,9 @@ def create_analysis(session: Session, job_id: str, request: AnalysisRequest) -> 
     if job.status != "succeeded":
         raise NotReady(f"job {job_id} is {job.status}; an analysis needs a job whose trials have all "
                           "succeeded (it loads their trained weights)")
+    if (job.spec or {}).get("task") == "style_transfer":
+        raise SpecError("kind", f"job {job_id} is a style_transfer job; analyses (pruning, channel_weights) are for "
+                                "classification jobs")
     options = resolve_options(request, job.backbone, job.spec["variants"], _image_size(job.spec))
     analysis = Analysis(id=uuid.uuid4().hex, job_id=job_id, kind=request.kind, options=options,
                         status="queued", created_at=utcnow())

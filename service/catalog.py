@@ -28,9 +28,13 @@ def datasets() -> list[dict[str, Any]]:
 
 
 def protocols() -> dict[str, dict[str, Any]]:
+    """Training protocols by name: classification's, then style transfer's (``task: style_transfer``)."""
     from workers.protocols import list_protocols
+    from workers.style.protocol import list_style_protocols
 
-    return {name: protocol.to_dict() | {"hash": protocol.hash} for name, protocol in list_protocols().items()}
+    found = {name: protocol.to_dict() | {"hash": protocol.hash} for name, protocol in list_protocols().items()}
+    return found | {name: protocol.to_dict() | {"hash": protocol.hash, "task": "style_transfer"}
+                    for name, protocol in list_style_protocols().items()}
 
 
 def models() -> dict[str, Any]:

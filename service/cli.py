@@ -179,6 +179,11 @@ def submit(spec_file: Path | None = typer.Argument(None, help="a JSON or YAML jo
            override: list[str] | None = typer.Option(None, help="repeatable protocol change: key=value"),
            name: str | None = typer.Option(None),
            idempotency_key: str | None = typer.Option(None, help="retrying with the same key returns the first job"),
+           task: str | None = typer.Option(None, help="classification (default) or style_transfer"),
+           style_image: str | None = typer.Option(None, help="style_transfer: a data-dir image or generated:waves"),
+           perceptual_net: str | None = typer.Option(None, help="style_transfer: vgg16 (default) or random"),
+           perceptual_net_path: str | None = typer.Option(None, help="style_transfer: VGG-16 weights in the data dir"),
+           placement: str | None = typer.Option(None, help="style_transfer: residual (default) or all_norms"),
            url: str | None = URL_OPTION, token: str | None = TOKEN_OPTION) -> None:
     """Submit a job from a spec file, flags, or a preset; flags change what the file or preset says."""
     body: dict[str, Any] = yaml.safe_load(spec_file.read_text()) if spec_file else {}
@@ -188,7 +193,9 @@ def submit(spec_file: Path | None = typer.Argument(None, help="a JSON or YAML jo
              "repeats": repeats, "rope": rope,
              "name": name, "variants": [_parse_variant(v) for v in variant] if variant else None,
              "seeds": list(seed) if seed else None,
-             "overrides": dict(_parse_override(o) for o in override) if override else None}
+             "overrides": dict(_parse_override(o) for o in override) if override else None,
+             "task": task, "style_image": style_image, "perceptual_net": perceptual_net,
+             "perceptual_net_path": perceptual_net_path, "placement": placement}
     body |= {k: v for k, v in flags.items() if v is not None}
     if official_split:
         body["folds"] = None
@@ -267,6 +274,20 @@ def cancel(job: str, url: str | None = URL_OPTION, token: str | None = TOKEN_OPT
 
 def print_results(results: dict[str, Any], verdicts: bool = True) -> None:
     from service.results import table_note, table_rows, verdict_sentences
+
+    if results.get("task") == "style_transfer":
+        from service.style.results import table_rows as style_table_rows
+
+        header, cells = style_table_rows(results)
+        from rich.markup import escape
+
+        table = Table(*header, title=escape(f"style transfer: {results['dataset']} / {results['style_image']} / "
+                                            f"protocol {results['protocol']} / {results['perceptual_net']}"))
+        for row in cells:
+            table.add_row(*row)
+        console.print(table)
+        console.print(results["metric_note"], highlight=False)
+        return
 
     header, cells = table_rows(results)
     table = Table(*header, title=f"{results['dataset']} / {results['backbone']} / protocol {results['protocol']}")
@@ -358,9 +379,14 @@ def leaderboard(dataset: str | None = typer.Option(None), backbone: str | None =
                 protocol: str | None = typer.Option(None),
                 mlflow_url: bool = typer.Option(False, "--mlflow-url",
                                                 help="also print a link to this leaderboard in MLflow's UI"),
+                task: str = typer.Option("classification", help="classification or style_transfer"),
                 url: str | None = URL_OPTION) -> None:
     """Variants pooled over finished jobs, best top-1 first; --mlflow-url links MLflow's runs table."""
     from service.results import _millions
+
+    if task == "style_transfer":
+        _print_style_leaderboard(Client(url).leaderboard(dataset=dataset, protocol=protocol, task=task))
+        return
 
     for board in Client(url).leaderboard(dataset=dataset, backbone=backbone, protocol=protocol):
         table = Table("variant", "jobs", "trials", "top-1 (%)", "top-5 (%)", "params", "MACs", "images/s",
@@ -376,6 +402,21 @@ def leaderboard(dataset: str | None = typer.Option(None), backbone: str | None =
         from service.mlflow_link import leaderboard_link
 
         _print_mlflow_advice(leaderboard_link(dataset))
+
+
+def _print_style_leaderboard(boards: list[dict[str, Any]]) -> None:
+    """Style-transfer boards: lowest final total loss first."""
+    from rich.markup import escape
+
+    for board in boards:
+        table = Table("rank", "variant", "jobs", "trials", "total loss", "style loss", "content loss",
+                      title=escape(f"style transfer: {board['dataset']} / {board['style_image']} / "
+                                   f"{board['perceptual_net']} / {board['placement']} / protocol {board['protocol']}"))
+        for row in board["rows"]:
+            table.add_row(str(row["rank"]), row["variant"], str(row["n_jobs"]), str(row["n_trials"]),
+                          *(_mean_std(row[f"{k}_mean"], row[f"{k}_std"]) for k in ("total_loss", "style_loss",
+                                                                                   "content_loss")))
+        console.print(table)
 
 
 def _print_mlflow_advice(link: str) -> None:

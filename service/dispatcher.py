@@ -233,9 +233,9 @@ class Dispatcher:
     def _run_on_ray(self, job_id: str, spec: dict[str, Any], trials: list[Trial], parent_run: str | None,
                     stop: threading.Event, flags: dict[str, bool]) -> list[Any]:
         from workers.experiment import run_experiment
-        from workers.spec import TrialSpec
+        from workers.tasks import spec_from_dict
 
-        specs = [TrialSpec.from_dict(t.spec) for t in trials]
+        specs = [spec_from_dict(t.spec) for t in trials]  # a TrialSpec or a StyleTrialSpec, by its task
         trial_ids = {_trial_key(t.variant, t.repeat, t.fold, t.seed): t.id for t in trials}
 
         def on_trial_complete(trial_spec, result, error) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.results import variant_rows
+from service.style import is_style_job
 
 log = logging.getLogger("srm_bench.mlflow")
 
@@ -17,6 +18,10 @@ log = logging.getLogger("srm_bench.mlflow")
 def comparisons(trials: Sequence[Any]) -> dict[str, dict[str, float]]:
     """Per variant: fold count, gain over the baseline and (once the results carry them) the
     corrected t-test p-value and the Bayesian probability that the variant is better."""
+    if any(is_style_job(t) for t in trials):  # a trial's spec says its task, as a job's does
+        from service.style.results import mlflow_comparisons
+
+        return mlflow_comparisons(trials)
     found: dict[str, dict[str, float]] = {}
     for row in variant_rows(trials):
         gain = row["gain"] or {}

@@ -121,8 +121,13 @@ def _check_ablation(index: int, variant: dict[str, Any]) -> None:
 
 def plan(request: JobRequest | JobSpec) -> PlannedJob:
     """Check a request against what exists and expand it into trials with content hashes."""
+    from service.style import planning as style_planning
     from workers.spec import TrialSpec
 
+    if isinstance(request, JobRequest):
+        if style_planning.is_style_request(request.task, request.preset):
+            return style_planning.plan_style(request)
+        style_planning.reject_style_fields(request)
     spec = resolve_request(request) if isinstance(request, JobRequest) else request
     protocol = _protocol(spec)
     if spec.folds is None and spec.repeats > 1:

@@ -97,6 +97,10 @@ def plan_note(folds: int, repeats: int, mde: float, floor: float, effect: float,
 
 def job_plan(results: dict[str, Any], effect: float) -> dict[str, Any]:
     """The plan of every compared variant of a job's results (`service.results.job_results`)."""
+    if results.get("task") == "style_transfer":
+        return {"job_id": results["job_id"], "dataset": results["dataset"], "effect": effect, "variants": [],
+                "note": "the power planner is for classification jobs (folds and repeats); a style_transfer job's "
+                        "design is its seeds"}
     folds, repeats, seeds = (results["design"][k] for k in ("folds", "repeats", "seeds"))
     variants = [{"variant": row["variant"], "gain_mean": row["gain"]["gain_mean"]}
                 | plan(row["gain"]["gain_std"], row["gain"]["test_train_ratio"], folds, repeats, seeds, effect)

@@ -116,6 +116,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "spec": {"dataset": "textures", "backbone": "cifar_resnet20", "variants": ["se", "ge", "srm"], "folds": 5,
                  "protocol": "quick", "analyses": [{"kind": "channel_weights"}]},
     },
+    "fig5-style-transfer": {
+        "paper": "Section 4.3, Figures 4, 5, 9",
+        "description": "style transfer (Johnson et al.'s transformer net, the official PyTorch example's settings): "
+                       "BN, IN, BN+SE, BN+SRM on MS-COCO train2014 (data dir: coco/train2014/*.jpg) in the style "
+                       "of Rain Princess (data dir: style/rain_princess.jpg), VGG-16 loss net (data dir: "
+                       "weights/vgg16.pth), 3 seeds, one GPU per trial",
+        "spec": {"task": "style_transfer", "dataset": "images:coco/train2014",
+                 "style_image": "style/rain_princess.jpg", "variants": ["bn", "in", "bn+se", "bn+srm"],
+                 "seeds": [0, 1, 2], "protocol": "style_transfer", "perceptual_net": "vgg16",
+                 "resources": {"cpus": 4, "gpus": 1}},
+    },
+    "style-generated": {
+        "paper": "not in the paper: Sec. 4.3's comparison on generated images, a few minutes on 2 CPU cores",
+        "description": "style transfer BN, IN, BN+SE, BN+SRM: 64 generated 32x32 content images (stylized_shapes), "
+                       "the generated 'waves' style, a seeded random VGG-16 loss net, 3 seeds, 100 steps",
+        "spec": {"task": "style_transfer", "dataset": "stylized_shapes[n_per_class=16]",
+                 "style_image": "generated:waves", "variants": ["bn", "in", "bn+se", "bn+srm"], "seeds": [0, 1, 2],
+                 "protocol": "style_quick", "overrides": {"steps": 100}, "perceptual_net": "random"},
+    },
 }
 
 

@@ -20,6 +20,7 @@ from service import settings
 from service.errors import JobNotFinished, JobNotFound
 from service.models import FINISHED, Job, Trial
 from service.results import job_results, table_rows
+from service.style import is_style_job
 
 log = logging.getLogger("srm_bench.reports")
 ARTIFACT_NAME = "report.html"
@@ -46,7 +47,10 @@ def _histories(session: Session, job_id: str) -> dict[str, list[list[dict]]]:
 def render_job_report(session: Session, job: Job) -> str:
     """The report's HTML, from SQL alone."""
     from service import report_plots  # matplotlib: loaded by the processes that draw, not by every API worker
+    if is_style_job(job):
+        from service.style.report import render_style_report
 
+        return render_style_report(session, job)
     results = job_results(session, job)
     variants = [row["variant"] for row in results["rows"]]
     figures = [
@@ -91,6 +95,10 @@ def publish_job_report(session: Session, job_id: str) -> Path | None:
         html = render_job_report(session, job)
         path = _store(job_id, html)
         _log_to_mlflow(job.mlflow_run_id, html)
+        if is_style_job(job):  # its curves and stylized grid as artifacts of its own
+            from service.style.report import log_plots
+
+            log_plots(session, job)
         return path
     except Exception:
         log.exception("job %s: could not make its report", job_id)

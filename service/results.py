@@ -17,6 +17,7 @@ from service.models import Job, Trial, VariantSummary
 from service.ranking import rank_variants
 from service.schemas import DEFAULT_ROPE
 from service.stats import describe, power_note
+from service.style import STYLE_TRANSFER, is_style_job
 from srm_models import BASELINE  # the plain network's name in jobs and tables (srm_models' one alias)
 
 
@@ -136,6 +137,10 @@ def job_rope(job: Any, rope: float | None = None) -> float:
 
 def job_results(session: Session, job: Any, rope: float | None = None) -> dict[str, Any]:
     """Per-variant rows and per-fold rows of a job (a `Job` or a row with its id, status, dataset...)."""
+    if is_style_job(job):  # its own rows: losses over seeds (service.style.results)
+        from service.style.results import style_results
+
+        return style_results(session, job)
     trials = session.execute(TRIALS_OF_JOB, {"job_id": job.id}).all()
     rope = job_rope(job, rope)
     rows = variant_rows(trials, rope)
@@ -222,6 +227,10 @@ def table_note(results: dict[str, Any]) -> str:
 
 
 def to_markdown(results: dict[str, Any]) -> str:
+    if results.get("task") == STYLE_TRANSFER:
+        from service.style.results import to_markdown as style_markdown
+
+        return style_markdown(results)
     header, cells = table_rows(results)
     lines = [f"**{results['dataset']}, {results['backbone']}, protocol {results['protocol']}** "
              f"(job {results['job_id']}, {results['status']})", "",
@@ -248,6 +257,10 @@ def _csv_gain(gain: dict[str, Any] | None) -> dict[str, Any]:
 
 def to_csv(results: dict[str, Any]) -> str:
     """Variant rows with raw numbers (percent and points, unformatted), one column per field."""
+    if results.get("task") == STYLE_TRANSFER:
+        from service.style.results import to_csv as style_csv
+
+        return style_csv(results)
     groups = sorted({g for row in results["rows"] for g in (row["group_top1"] or {})})
     fields = ["variant", "n_folds", "n_trials", "n_succeeded", "incomplete", "top1_mean", "top1_std",
               "top1_ci_low", "top1_ci_high", "top5_mean", "top5_std", "params", "macs", "images_per_s",

@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 DEFAULT_VARIANTS = ("baseline", "se", "ge", "srm")
+TASK_FIELDS = ("style_image", "perceptual_net", "perceptual_net_path", "placement", "style_variants")
 MAX_REPEATS = 20
 DEFAULT_ROPE = 0.5
 REPEATS_HELP = (f"repetitions of k-fold cross-validation (1-{MAX_REPEATS}); each reshuffles the stratified "
@@ -124,11 +126,37 @@ class JobRequest(ComparisonFields):
     """POST /v1/jobs body: a full spec, or a preset plus any fields that change it."""
 
     preset: str | None = Field(None, description="a paper experiment from GET /v1/presets")
-    dataset: str | None = None
+    dataset: str | None = Field(None, description="classification: a dataset from GET /v1/datasets or "
+                                                  "imagefolder:<path>; style_transfer: the content images, also "
+                                                  "images:<path> (a flat folder)")
+    task: Literal["classification", "style_transfer"] | None = Field(
+        None, description="classification (the default) or style_transfer (paper Sec. 4.3; docs/style-transfer.md)")
+    style_image: str | None = Field(None, description="style_transfer: the style image relative to the data dir, "
+                                                      "or generated:waves / generated:mosaic")
+    perceptual_net: Literal["vgg16", "random"] | None = Field(
+        None, description="style_transfer: vgg16 (default; weights at weights/vgg16.pth in the data dir) or random")
+    perceptual_net_path: str | None = Field(None, description="style_transfer: VGG-16 weights relative to the "
+                                                              "data dir")
+    placement: Literal["residual", "all_norms"] | None = Field(
+        None, description="style_transfer: where the recalibration module goes (default residual)")
+    style_variants: SkipJsonSchema[list[Any] | None] = Field(None, exclude=True)  # a style job's `variants`
+
+    @model_validator(mode="before")
+    @classmethod
+    def _style_variants(cls, data: Any) -> Any:
+        """A style job's variants (bn, in, bn+srm, ...) are not recalibration kinds: kept apart, checked later."""
+        if isinstance(data, dict) and "variants" in data:
+            from service.style.planning import is_style_request
+
+            if is_style_request(data.get("task"), data.get("preset")):
+                data = {k: v for k, v in data.items() if k != "variants"} | {"style_variants": data["variants"]}
+        return data
 
     def explicit_fields(self) -> dict[str, Any]:
-        """The fields the client set (folds=null counts: it asks for the official split)."""
-        return {name: getattr(self, name) for name in self.model_fields_set if name != "preset"}
+        """The fields the client set (folds=null counts: it asks for the official split); ``task`` is not a
+        spec field, and a task's own fields count only when given a value."""
+        return {name: getattr(self, name) for name in self.model_fields_set
+                if name not in ("preset", "task") and not (name in TASK_FIELDS and getattr(self, name) is None)}
 
 
 class TrialOut(BaseModel):

@@ -23,9 +23,8 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from . import paths, ray_cluster, tracking, weights
+from . import paths, ray_cluster, tasks, tracking, weights
 from .checkpoint import CHECKPOINT_FILE
-from .protocols import get_protocol
 from .result import TrialResult
 from .spec import TrialSpec
 
@@ -63,10 +62,8 @@ def run_one(config: dict, specs: list[dict], data_dir: str | None, fault_injecti
     """The Tune trainable: one trial, resumed from Tune's checkpoint after a worker failure."""
     import torch
 
-    from .trial import run_trial
-
     try:  # a plugin kind imports its plugin here; missing or changed code fails the trial, unretried
-        spec = TrialSpec.from_dict(specs[config["spec_index"]])
+        spec = tasks.spec_from_dict(specs[config["spec_index"]])
     except ValueError as error:
         tune.report({"failed": True, "error": f"{type(error).__name__}: {error}"})
         return
@@ -84,7 +81,7 @@ def run_one(config: dict, specs: list[dict], data_dir: str | None, fault_injecti
                     if checkpoint_path else None)
 
     try:
-        result = run_trial(spec, data_dir=data_dir, checkpoint_dir=work, report=report,
+        result = tasks.run_trial(spec, data_dir=data_dir, checkpoint_dir=work, report=report,
                            progress=False, fault_injection=fault_injection)
     except (ValueError, FloatingPointError) as error:  # bad spec or data, or divergence: a retry won't help
         tune.report({"failed": True, "error": f"{type(error).__name__}: {error}"})
@@ -93,7 +90,7 @@ def run_one(config: dict, specs: list[dict], data_dir: str | None, fault_injecti
         shutil.rmtree(work, ignore_errors=True)
     result.pop("checkpoint_path", None)
     result["ray_node_id"] = ray.get_runtime_context().get_node_id()  # which machine of the cluster ran it
-    tune.report({"final": True, "top1": result["top1"], "result_json": json.dumps(result)})
+    tune.report({"final": True, "top1": result.get("top1"), "result_json": json.dumps(result)})
 
 
 class _StopOnRequest(tune.Stopper):
@@ -217,13 +214,9 @@ class _DriverCallback(tune.Callback):
 
 
 def _planned_epochs(spec: TrialSpec) -> int | None:
-    """The trial's epochs when its protocol budgets epochs; None for an iterations budget
+    """The trial's epochs when its protocol fixes them; None for an iterations budget
     (its epoch count depends on the training split's size, known only inside the trial)."""
-    try:
-        protocol = get_protocol(spec.protocol, spec.overrides)
-    except ValueError:
-        return None
-    return None if protocol.iterations else protocol.epochs
+    return tasks.planned_epochs(spec)
 
 
 def _error_text(trial) -> str:
@@ -252,7 +245,7 @@ def run_experiment(name: str, specs: list[TrialSpec | dict], *, data_dir=None, s
     ``result["mlflow_run_id"]`` (None without an MLflow parent run). ``fault_injection`` is a
     test hook passed to every trial (see ``workers.trial._maybe_crash``).
     """
-    specs = [s if isinstance(s, TrialSpec) else TrialSpec.from_dict(s) for s in specs]
+    specs = [s if not isinstance(s, dict) else tasks.spec_from_dict(s) for s in specs]
     if not specs:
         return []
     # Quiet by default: the caller reports progress (callbacks, MLflow), not Tune's console tables.

@@ -24,6 +24,8 @@ from . import paths, settings
 from .result import TrialResult
 from .run_names import job_run_name, summary_run_name, trial_run_name
 from .spec import TrialSpec
+from .style.tracking import STYLE_COMPARISON_METRICS, STYLE_EPOCH_METRICS, STYLE_SUMMARY_METRICS
+from .tasks import spec_from_dict
 from .version import code_version
 
 EXPERIMENT_NAME = "srm-bench"
@@ -36,8 +38,9 @@ EXPERIMENT_KIND = "custom_model_development"
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 DIGEST_LENGTH = 32  # MLflow caps a dataset digest at 36 characters
 # Per-variant numbers the caller computes (gain over the baseline, tests), copied onto summary runs.
-COMPARISON_METRICS = ("n_folds", "gain_top1", "corrected_t_pvalue", "p_better")
-SUMMARY_METRICS = ("top1", "top5", "loss", "params", "macs", "train_time_s", "images_per_s", "peak_memory_mb")
+COMPARISON_METRICS = ("n_folds", "gain_top1", "corrected_t_pvalue", "p_better", *STYLE_COMPARISON_METRICS)
+SUMMARY_METRICS = ("top1", "top5", "loss", "params", "macs", "train_time_s", "images_per_s", "peak_memory_mb",
+                   *STYLE_SUMMARY_METRICS)
 MAX_PARAM_LENGTH = 6000
 
 
@@ -136,7 +139,8 @@ def start_trial_run(parent_run_id: str, spec: TrialSpec, protocol: dict | None =
     return run.info.run_id
 
 
-EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_top1", "val_top5", "lr", "images_per_s")
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_top1", "val_top5", "lr", "images_per_s",
+                 *STYLE_EPOCH_METRICS)
 
 
 def log_epoch(run_id: str, metrics: dict) -> None:
@@ -192,7 +196,11 @@ def finish_trial_run(run_id: str, spec: TrialSpec, result: TrialResult | None, e
         final.update({f"{name}.{k}": extra[k] for k in ("top1", "top5", "loss")})
     now = int(time.time() * 1000)
     mlflow.log_batch(run_id, metrics=[Metric(k.replace(" ", "_"), float(v), now, 0) for k, v in final.items()])
-    if result.get("history"):
+    if result.get("task") == "style_transfer":
+        from .style.tracking import log_style_run
+
+        log_style_run(mlflow, run_id, spec, result)
+    elif result.get("history"):
         figure = training_curve(result["history"], f"{spec.variant_label()} fold {spec.fold}")
         mlflow.log_figure(run_id, figure, "training_curve.png")
     logged = bool(checkpoint_file and result.get("protocol", {}).get("log_checkpoint", True)
@@ -225,7 +233,7 @@ def _pairs(outcomes_or_results: Iterable) -> list[tuple[TrialSpec, TrialResult]]
                 continue
             spec, result = item.spec, item.result
         if result is not None:
-            pairs.append((spec if isinstance(spec, TrialSpec) else TrialSpec.from_dict(spec), result))
+            pairs.append((spec_from_dict(spec) if isinstance(spec, dict) else spec, result))
     return pairs
 
 

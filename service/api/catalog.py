@@ -1,6 +1,8 @@
 """Read-only routes: presets, models, datasets, protocols, leaderboard, health."""
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -33,7 +35,12 @@ def list_protocols() -> dict:
 
 @router.get("/leaderboard", summary="Variants pooled over all finished jobs with the same protocol hash, best first")
 def leaderboard(session: SessionDep, dataset: str | None = None, backbone: str | None = None,
-                protocol: str | None = None) -> JSONResponse:
+                protocol: str | None = None,
+                task: Literal["classification", "style_transfer"] = "classification") -> JSONResponse:
+    if task == "style_transfer":  # kept apart: ranked by final total loss, lower first (service.style.leaderboard)
+        from service.style.leaderboard import style_leaderboard
+
+        return JSONResponse(style_leaderboard(session, dataset, protocol))
     return JSONResponse(results.leaderboard(session, dataset, backbone, protocol))  # plain JSON types already
 
 

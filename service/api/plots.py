@@ -8,12 +8,14 @@ from fastapi.responses import FileResponse, Response
 
 from service import analyses, studies
 from service.api.deps import SessionDep
+from service.errors import JobNotFound
 
 router = APIRouter(tags=["plots"])
 PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"},
        404: {"description": "no such study, or no plot of that name"},
        409: {"description": "the plot cannot be drawn from the results so far (the body says why)"}}
 STUDY_PLOTS = {"cd": studies.cd_png}
+JOB_PNG = {**PNG, 404: {"description": "no such job, no plot of that name, or a plot of the other task"}}
 
 
 @router.get("/studies/{study_id}/plots/{name}.png", response_class=Response, responses=PNG,
@@ -24,6 +26,19 @@ def study_plot(study_id: str, name: str, session: SessionDep) -> Response:
     return Response(STUDY_PLOTS[name](session, study_id), media_type="image/png")
 
 
+@router.get("/jobs/{job_id}/plots/{name}.png", response_class=Response, responses=JOB_PNG,
+            summary="A style-transfer job's plot: curves (style and content loss) or stylized (the grid)")
+def job_plot(job_id: str, name: str, session: SessionDep) -> Response:
+    from service.style.plots import JOB_PLOTS
+
+    if name not in JOB_PLOTS:
+        raise HTTPException(404, detail=f"no job plot {name!r}; valid plots: {', '.join(JOB_PLOTS)}")
+    try:
+        return Response(JOB_PLOTS[name](session, job_id), media_type="image/png")
+    except LookupError as error:
+        if isinstance(error, JobNotFound):
+            raise
+        raise HTTPException(404, detail=str(error)) from error
 
 
 @router.get("/analyses/{analysis_id}/plots/{name}.png", response_class=FileResponse,
