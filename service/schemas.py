@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 DEFAULT_VARIANTS = ("baseline", "se", "ge", "srm")
 MAX_REPEATS = 20
@@ -120,11 +120,32 @@ class ComparisonFields(BaseModel):
     _names = field_validator("variants", mode="before")(_variants_from_names)
 
 
+def _one_of_required(*names: str) -> dict[str, Any]:
+    """JSON Schema: at least one of these fields is present as a string (not null)."""
+    return {"anyOf": [{"required": [name], "properties": {name: {"type": "string"}}} for name in names]}
+
+
+def _list_or_preset(name: str) -> dict[str, Any]:
+    return {"anyOf": [{"required": ["preset"], "properties": {"preset": {"type": "string"}}},
+                      {"required": [name], "properties": {name: {"type": "array"}}}]}
+
+
 class JobRequest(ComparisonFields):
     """POST /v1/jobs body: a full spec, or a preset plus any fields that change it."""
 
+    model_config = ConfigDict(json_schema_extra=_one_of_required("dataset", "preset"))
     preset: str | None = Field(None, description="a paper experiment from GET /v1/presets")
-    dataset: str | None = None
+    dataset: str | None = Field(None, validate_default=True,
+                                description="required unless a preset gives it: a name from GET /v1/datasets, "
+                                            "or imagefolder:<path relative to the data dir>")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_or_preset(cls, dataset: str | None, info: ValidationInfo) -> str | None:
+        if dataset is None and info.data.get("preset") is None:
+            raise ValueError("required unless a preset is given: a name from GET /v1/datasets, or a preset "
+                             "(GET /v1/presets)")
+        return dataset
 
     def explicit_fields(self) -> dict[str, Any]:
         """The fields the client set (folds=null counts: it asks for the official split)."""
@@ -164,6 +185,8 @@ class Progress(BaseModel):
 class JobOut(BaseModel):
     id: str
     name: str | None
+    submitted_by: str | None = Field(description="the submitting user (admin: the bootstrap token; null: "
+                                                 "submitted while writes were open without a token)")
     status: str
     n_trials: int
     dataset: str
@@ -224,9 +247,19 @@ class StudyRequest(ComparisonFields):
     """POST /v1/studies body: one comparison over several datasets (a job per dataset), or a study preset
     plus any fields that change it."""
 
+    model_config = ConfigDict(json_schema_extra=_list_or_preset("datasets"))
     preset: str | None = Field(None, description="a study preset from GET /v1/presets (kind: study)")
-    datasets: list[str] | None = Field(None, description="2 or more distinct dataset names (3 or more for a "
-                                                         "post-hoc conclusion)")
+    datasets: list[str] | None = Field(None, validate_default=True,
+                                       description="2 or more distinct dataset names (3 or more for a post-hoc "
+                                                   "conclusion); required unless a preset gives them")
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets_or_preset(cls, datasets: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if datasets is None and info.data.get("preset") is None:
+            raise ValueError("required unless a preset is given: 2 or more distinct datasets (3 or more for a "
+                             "post-hoc conclusion), or a study preset (GET /v1/presets)")
+        return datasets
 
 
 class StudyJob(BaseModel):
@@ -239,6 +272,7 @@ class StudyJob(BaseModel):
 class StudyOut(BaseModel):
     id: str
     name: str | None
+    submitted_by: str | None = Field(description="the submitting user, as on jobs")
     status: str = Field(description="queued or running while any job is; else failed, cancelled or succeeded")
     datasets: list[str]
     created_at: datetime

@@ -7,12 +7,14 @@ from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import FileResponse, Response
 
 from service import analyses, studies
+from service.api.contract import errors
 from service.api.deps import SessionDep
 
 router = APIRouter(tags=["plots"])
-PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"},
-       404: {"description": "no such study, or no plot of that name"},
-       409: {"description": "the plot cannot be drawn from the results so far (the body says why)"}}
+PNG = {200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+             "description": "a PNG image"},
+       **errors(404, 409, s404="no such study, or no plot of that name",
+                s409="the plot cannot be drawn from the results so far (the body says why)")}
 STUDY_PLOTS = {"cd": studies.cd_png}
 
 
@@ -24,10 +26,8 @@ def study_plot(study_id: str, name: str, session: SessionDep) -> Response:
     return Response(STUDY_PLOTS[name](session, study_id), media_type="image/png")
 
 
-
-
 @router.get("/analyses/{analysis_id}/plots/{name}.png", response_class=FileResponse,
-            responses={200: PNG[200], 404: {"description": "no such analysis, or no plot of that name yet"}},
+            responses={200: PNG[200], **errors(404, s404="no such analysis, or no plot of that name yet")},
             summary="An analysis's plot (names in its `plots` list): pruning; correlation, top_images")
 def analysis_plot(analysis_id: str, session: SessionDep, name: str = Path(pattern=r"^[a-z_]+$")) -> FileResponse:
     plots = analyses.get_analysis(session, analysis_id).plots or {}
