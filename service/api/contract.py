@@ -69,7 +69,34 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     return sorted(methods)
 
 
+ERROR_REF = "#/components/schemas/ErrorBody"
+
+
+def _is_error_body(response: dict[str, Any]) -> bool:
+    return any(media.get("schema", {}).get("$ref") == ERROR_REF for media in response.get("content", {}).values())
+
+
+def _one_error_body(app: FastAPI) -> None:
+    """Every error in the document is JSON, also on routes whose success is HTML or PNG (FastAPI
+    would document their errors under the route's media type)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for operations in document["paths"].values():
+                for operation in operations.values():
+                    for response in operation.get("responses", {}).values():
+                        if _is_error_body(response):
+                            response["content"] = {"application/json": {"schema": {"$ref": ERROR_REF}}}
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def install(app: FastAPI) -> None:
+    _one_error_body(app)
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
         headers = dict(err.headers or {})
