@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class FieldError(BaseModel):
@@ -59,14 +60,14 @@ def errors(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any
     return documented
 
 
-def allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """Every method some route of this path answers (Starlette's own 405 names only the first route's)."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
-        if regex is not None and route_methods and regex.match(path):
-            methods |= set(route_methods)
-    return sorted(methods)
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route of this path answers (Starlette's own 405 names only the first route's),
+    found by asking the routes themselves, included routers too."""
+    return [method for method in METHODS
+            if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in app.router.routes)]
 
 
 ERROR_REF = "#/components/schemas/ErrorBody"
@@ -101,7 +102,7 @@ def install(app: FastAPI) -> None:
     async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
         headers = dict(err.headers or {})
         if err.status_code == 405:
-            allowed = allowed_methods(app, request.url.path)
+            allowed = allowed_methods(app, request.scope)
             headers["Allow"] = ", ".join(allowed)
             detail = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}"
         else:
