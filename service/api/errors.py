@@ -5,6 +5,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from service.errors import (
     AnalysisNotFound,
@@ -53,6 +54,13 @@ def install(app: FastAPI) -> None:
     async def _quota(_: Request, err: QuotaExceeded) -> JSONResponse:
         return JSONResponse(status_code=429, content={"detail": str(err)},
                             headers={"Retry-After": str(err.retry_after_s)})
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, err: DataError) -> JSONResponse:
+        # e.g. PostgreSQL text cannot hold NUL (0x00), or a name longer than its column: the client's value
+        reason = str(err.orig).splitlines()[0] if err.orig is not None else "rejected"
+        return JSONResponse(status_code=422, content={
+            "detail": f"a value in this request cannot be stored or compared by the database: {reason}"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:

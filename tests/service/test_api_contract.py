@@ -74,3 +74,12 @@ def test_results_and_leaderboard_bodies_are_what_their_models_say(client, sessio
     assert [LeaderboardBoard.model_validate(b).model_dump(mode="json") for b in board] == board
     assert client.get(f"/v1/jobs/{job.id}/results", params={"format": "csv"}).headers["content-type"].startswith(
         "text/csv")
+
+
+def test_nul_characters_are_never_a_server_error(client):
+    """PostgreSQL text cannot hold NUL: such values are refused or simply match nothing, on both databases."""
+    for path in ("/v1/jobs?dataset=%00", "/v1/jobs?submitted_by=a%00", "/v1/jobs/a%00b", "/v1/studies/%00",
+                 "/v1/leaderboard?dataset=%00", "/v1/jobs/a%00/results"):
+        assert client.get(path).status_code in (200, 404, 422), path
+    response = client.post("/v1/jobs", json={"dataset": "textures", "backbone": "cifar_resnet20", "name": "a\x00"})
+    assert response.status_code in (201, 422), response.text
