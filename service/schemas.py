@@ -106,7 +106,7 @@ class JobSpec(BaseModel):
                                     min_length=1)
     folds: int | None = Field(5, ge=2, description="k for k-fold cross-validation; null for the official split")
     repeats: int = Field(1, ge=1, le=MAX_REPEATS, description=REPEATS_HELP)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, json_schema_extra={"uniqueItems": True})
     protocol: str = Field("quick", description="a training protocol name from the workers package")
     overrides: dict[str, Any] = Field(default_factory=dict,
                                       description="protocol fields to change: epochs, batch_size, lr, image_size ...")
@@ -136,7 +136,7 @@ class ComparisonFields(BaseModel):
     variants: list[Variant] | None = Field(None, min_length=1)
     folds: int | None = Field(None, ge=2)
     repeats: int | None = Field(None, ge=1, le=MAX_REPEATS, description=REPEATS_HELP)
-    seeds: list[int] | None = Field(None, min_length=1)
+    seeds: list[int] | None = Field(None, min_length=1, json_schema_extra={"uniqueItems": True})
     protocol: str | None = None
     overrides: dict[str, Any] | None = None
     resources: Resources | None = None
@@ -283,6 +283,7 @@ class StudyRequest(ComparisonFields):
     preset: str | None = Field(None, description="a study preset from GET /v1/presets (kind: study)",
                                json_schema_extra={"enum": [*_preset_names(study=True), None]})
     datasets: list[str] | None = Field(None, validate_default=True, min_length=2,
+                                       json_schema_extra={"uniqueItems": True},
                                        description="2 or more distinct dataset names (3 or more for a post-hoc "
                                                    "conclusion); required unless a preset gives them")
 
