@@ -1,4 +1,4 @@
-"""Dependencies shared by routes: a database session and the write-access check."""
+"""Dependencies shared by routes: a database session, and who the caller is (users.Caller) for reads and writes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
