@@ -517,3 +517,4 @@ def demo(folds: int = typer.Option(5, help="k for k-fold CV"),
 
 
 import service.cli_studies  # noqa: E402,F401  (registers `plan` and the `study` commands on `app`)
+import service.cli_users  # noqa: E402,F401  (registers the `user` and `token` commands on `app`)

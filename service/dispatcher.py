@@ -5,7 +5,8 @@ the process dies, the lease runs out and the next dispatcher (or the restarted o
 the job over. Finished trials are never run again: each is written to SQL the moment it
 ends, with a guard so that a trial ends exactly once. A trial handed to Tune stays queued
 until Tune starts it; then each epoch updates its progress (one UPDATE). Several dispatchers may share one
-PostgreSQL: claims use SELECT ... FOR UPDATE SKIP LOCKED plus a conditional UPDATE.
+PostgreSQL: claims use SELECT ... FOR UPDATE SKIP LOCKED plus a conditional UPDATE. One dispatcher
+runs up to SRM_BENCH_MAX_RUNNING_JOBS jobs at once, one thread each, started round-robin by submitter.
 """
 from __future__ import annotations
 
@@ -63,11 +64,13 @@ class Dispatcher:
     """One claimant of jobs. `run_forever` in a thread (serve) or the foreground (`srm-bench dispatch`)."""
 
     def __init__(self, sessions: sessionmaker[Session] | None = None, owner: str | None = None,
-                 lease_s: float | None = None, poll_s: float | None = None):
+                 lease_s: float | None = None, poll_s: float | None = None, max_jobs: int | None = None):
         self.sessions = sessions or db.session_factory()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease = timedelta(seconds=lease_s if lease_s is not None else settings.lease_seconds())
         self.poll_s = poll_s if poll_s is not None else settings.poll_seconds()
+        self.max_jobs = max_jobs or settings.current().max_running_jobs
+        self.jobs: dict[str, threading.Thread] = {}  # the jobs this dispatcher runs now, one thread each
         self.stop_event = threading.Event()
         self.analyses = AnalysisRunner(self.sessions, self.owner, self.lease, self.stop_event)
         self._ray_error: str | None = None
@@ -75,8 +78,9 @@ class Dispatcher:
     # --- claiming ------------------------------------------------------------------------
 
     def claim(self) -> str | None:
-        """Take the oldest queued job, or a running one whose dispatcher stopped renewing its lease."""
-        job_id = leases.claim(self.sessions, Job, self.owner, self.lease)
+        """Take the next submitter's oldest queued job (round-robin by submitter), or a running one whose
+        dispatcher stopped renewing its lease."""
+        job_id = leases.claim_job(self.sessions, self.owner, self.lease)
         if job_id is not None:
             log.info("dispatcher %s claimed job %s", self.owner, job_id)
         return job_id
@@ -91,25 +95,43 @@ class Dispatcher:
     # --- running a job -------------------------------------------------------------------
 
     def run_forever(self) -> None:
-        log.info("dispatcher %s polling every %.1fs", self.owner, self.poll_s)
-        while not self.stop_event.is_set():
-            if not self._ray_ready():  # jobs stay queued rather than failing trial by trial
-                self.stop_event.wait(max(self.poll_s, 5.0))
-                continue
-            try:
-                job_id = self.claim()
-            except Exception:  # the database is away: keep polling, it may come back
-                log.exception("dispatcher %s: could not claim a job", self.owner)
-                job_id = None
-            if job_id is None:
+        """Keep up to ``max_jobs`` jobs running, each in its own thread; they share the Ray cluster,
+        whose resources decide which trials actually run. Analyses run here between claims."""
+        log.info("dispatcher %s polling every %.1fs, up to %d jobs at once", self.owner, self.poll_s, self.max_jobs)
+        try:
+            while not self.stop_event.is_set():
+                if not self._ray_ready():  # jobs stay queued rather than failing trial by trial
+                    self.stop_event.wait(max(self.poll_s, 5.0))
+                    continue
+                self.jobs = {job_id: thread for job_id, thread in self.jobs.items() if thread.is_alive()}
+                job_id = self._claim_quietly() if len(self.jobs) < self.max_jobs else None
+                if job_id is not None:
+                    self._start_job_thread(job_id)
+                    continue
                 if not self.analyses.run_next():
                     self.stop_event.wait(self.poll_s)
-                continue
-            try:
-                self.run_job(job_id)
-            except Exception as err:  # one broken job must not stop the service, nor be retried forever
-                log.exception("job %s: dispatcher error", job_id)
-                self._fail_job(job_id, f"dispatcher error: {type(err).__name__}: {err}")
+        finally:
+            for thread in list(self.jobs.values()):  # stopping: each job releases its unfinished trials
+                thread.join()
+
+    def _claim_quietly(self) -> str | None:
+        try:
+            return self.claim()
+        except Exception:  # the database is away: keep polling, it may come back
+            log.exception("dispatcher %s: could not claim a job", self.owner)
+            return None
+
+    def _start_job_thread(self, job_id: str) -> None:
+        thread = threading.Thread(target=self.run_job_safely, args=(job_id,), name=f"job-{job_id[:8]}", daemon=True)
+        self.jobs[job_id] = thread
+        thread.start()
+
+    def run_job_safely(self, job_id: str) -> None:
+        try:
+            self.run_job(job_id)
+        except Exception as err:  # one broken job must not stop the service, nor be retried forever
+            log.exception("job %s: dispatcher error", job_id)
+            self._fail_job(job_id, f"dispatcher error: {type(err).__name__}: {err}")
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -43,3 +43,25 @@ class IdempotencyConflict(ValueError):
 class AnalysisNotFound(LookupError):
     def __init__(self, analysis_id: str):
         super().__init__(f"no analysis with id {analysis_id!r}")
+
+
+class Forbidden(PermissionError):
+    """The caller is known but may not do this (HTTP 403); the message says who may."""
+
+
+class TooManyTrials(SpecError):
+    """A job bigger than SRM_BENCH_MAX_TRIALS_PER_JOB (HTTP 422, naming the count and the limit)."""
+
+    def __init__(self, field: str, n_trials: int, limit: int):
+        super().__init__(field, f"this job has {n_trials} trials (variants x folds x repeats x seeds); the limit "
+                                f"is {limit} per job (SRM_BENCH_MAX_TRIALS_PER_JOB): fewer variants, folds, "
+                                "repeats or seeds")
+        self.n_trials, self.limit = n_trials, limit
+
+
+class QuotaExceeded(Exception):
+    """Too many queued jobs for one user (HTTP 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -3,25 +3,28 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from service.errors import IdempotencyConflict, JobNotFound
+from service.errors import Forbidden, IdempotencyConflict, JobNotFound
 from service.models import FINISHED, Job, Trial, utcnow
 from service.planning import PlannedJob
+from service.users import Caller
 
 
-def new_job(planned: PlannedJob, idempotency_key: str | None = None, study_id: str | None = None) -> Job:
+def new_job(planned: PlannedJob, idempotency_key: str | None = None, study_id: str | None = None,
+            submitted_by: str | None = None) -> Job:
     """A queued job and its trials, not yet added to a session."""
     spec = planned.spec.model_dump(mode="json")
     job = Job(id=uuid.uuid4().hex, name=planned.spec.name, spec=spec, status="queued", study_id=study_id,
               dataset=planned.spec.dataset, backbone=planned.spec.backbone, protocol=planned.spec.protocol,
               protocol_hash=planned.protocol_hash, dataset_fingerprint=planned.dataset_fingerprint,
               n_trials=len(planned.trials), idempotency_key=idempotency_key, cancel_requested=False,
-              created_at=utcnow())
+              created_at=utcnow(), submitted_by=submitted_by)
     job.trials = [Trial(variant=t.variant, repeat=t.repeat, fold=t.fold, seed=t.seed,
                         spec=t.spec | {"job_id": job.id}, content_hash=t.content_hash, status="queued",
                         attempts=0, reused=False)
@@ -29,14 +32,18 @@ def new_job(planned: PlannedJob, idempotency_key: str | None = None, study_id: s
     return job
 
 
-def create_job(session: Session, planned: PlannedJob, idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """Insert a queued job and its trials; returns (job, created). A known key returns the first job."""
+def create_job(session: Session, planned: PlannedJob, idempotency_key: str | None = None,
+               submitted_by: str | None = None, before_insert: Callable[[], None] | None = None) -> tuple[Job, bool]:
+    """Insert a queued job and its trials; returns (job, created). A known key returns the first job.
+    ``before_insert`` (a quota check) runs only when a new job is about to be inserted, in its transaction."""
     spec = planned.spec.model_dump(mode="json")
     if idempotency_key:
         existing = _job_by_key(session, idempotency_key)
         if existing is not None:
             return _replay(existing, spec), False
-    job = new_job(planned, idempotency_key)
+    if before_insert is not None:
+        before_insert()
+    job = new_job(planned, idempotency_key, submitted_by=submitted_by)
     session.add(job)
     try:
         session.commit()
@@ -76,8 +83,10 @@ def get_job(session: Session, job_id: str, with_trials: bool = False) -> Job:
 
 
 def list_jobs(session: Session, status: str | None = None, dataset: str | None = None,
-              limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+              limit: int = 50, offset: int = 0, submitted_by: str | None = None) -> tuple[list[Job], int]:
     query = select(Job)
+    if submitted_by:
+        query = query.where(Job.submitted_by == submitted_by)
     if status:
         query = query.where(Job.status == status)
     if dataset:
@@ -97,11 +106,26 @@ def progress(job: Job) -> dict[str, Any]:
             "fraction": (finished + running) / total if total else 1.0}
 
 
-def cancel_job(session: Session, job_id: str) -> Job:
-    """Queued jobs end at once; a running job is flagged and its dispatcher stops its trials on Ray."""
+def may_cancel(caller: Caller | None, submitted_by: str | None, what: str) -> None:
+    """Only the submitter or an admin may cancel; a Forbidden says who may."""
+    if caller is None or caller.is_admin or (caller.name is not None and caller.name == submitted_by):
+        return
+    owner = f"submitted by {submitted_by!r}; only {submitted_by!r} or an admin" if submitted_by else \
+        "submitted without a user; only an admin"
+    raise Forbidden(f"{what} was {owner} may cancel it (you are {caller.name!r})")
+
+
+def cancel_job(session: Session, job_id: str, caller: Caller | None = None) -> Job:
+    """Queued jobs end at once; a running job is flagged and its dispatcher stops its trials on Ray.
+    ``caller`` None is the service itself (a study's cancel, already checked)."""
     job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
     if job is None:
         raise JobNotFound(job_id)
+    try:
+        may_cancel(caller, job.submitted_by, f"job {job_id}")
+    except Forbidden:
+        session.rollback()
+        raise
     if job.status in FINISHED:
         session.rollback()
         return job

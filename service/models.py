@@ -26,6 +26,18 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
 
 
+class User(Base):
+    """Someone who submits work with a bearer token; only the token's SHA-256 is stored."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)  # None once revoked
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
 class Study(Base):
     """One comparison over several datasets: a job per dataset, ranked together (Demšar 2006)."""
 
@@ -35,6 +47,7 @@ class Study(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]]
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    submitted_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     jobs: Mapped[list[Job]] = relationship(back_populates="study", order_by="Job.dataset")
@@ -67,6 +80,9 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
     study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id", name="fk_jobs_study_id",
                                                             ondelete="SET NULL"))
+    # Who submitted it (a user's name, "admin" for the bootstrap token, None when writes are open):
+    # who may cancel it, whose quota it counts against, and whose turn it is in the dispatcher.
+    submitted_by: Mapped[str | None] = mapped_column(String(100))
 
     trials: Mapped[list[Trial]] = relationship(back_populates="job", order_by="Trial.id",
                                                cascade="all, delete-orphan")
@@ -76,6 +92,8 @@ class Job(Base):
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_dataset_created", "dataset", "created_at"),
         Index("ix_jobs_study_id", "study_id"),
+        Index("ix_jobs_submitter_status", "submitted_by", "status"),
+        Index("ix_jobs_submitter_started", "submitted_by", "started_at"),
     )
 
 

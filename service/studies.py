@@ -3,6 +3,7 @@ job per dataset, and their results across datasets (service.study_stats)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from service.models import FINISHED, Study, utcnow
 from service.results import job_results
 from service.schemas import JobRequest, StudyRequest
 from service.study_stats import compare_over_datasets
+from service.users import Caller
 
 MIN_DATASETS = 2
 
@@ -53,16 +55,20 @@ def plan(request: StudyRequest) -> tuple[dict[str, Any], list[planning.PlannedJo
 
 
 def create_study(session: Session, spec: dict[str, Any], planned: list[planning.PlannedJob],
-                 idempotency_key: str | None = None) -> tuple[Study, bool]:
-    """Insert the study and its jobs in one transaction; a known key returns the first study."""
+                 idempotency_key: str | None = None, submitted_by: str | None = None,
+                 before_insert: Callable[[], None] | None = None) -> tuple[Study, bool]:
+    """Insert the study and its jobs in one transaction; a known key returns the first study.
+    ``before_insert`` (a quota check) runs only when a new study is about to be inserted."""
     if idempotency_key:
         existing = _by_key(session, idempotency_key)
         if existing is not None:
             return _replay(existing, spec), False
+    if before_insert is not None:
+        before_insert()
     study = Study(id=uuid.uuid4().hex, name=spec.get("name"), spec=spec, idempotency_key=idempotency_key,
-                  created_at=utcnow())
+                  created_at=utcnow(), submitted_by=submitted_by)
     session.add(study)
-    session.add_all(jobs.new_job(p, study_id=study.id) for p in planned)
+    session.add_all(jobs.new_job(p, study_id=study.id, submitted_by=submitted_by) for p in planned)
     try:
         session.commit()
     except IntegrityError:  # a concurrent retry with the same key won the race
@@ -117,8 +123,11 @@ def jobs_in_order(study: Study) -> list[Any]:
     return [by_dataset[name] for name in datasets(study) if name in by_dataset]
 
 
-def cancel_study(session: Session, study_id: str) -> Study:
-    for job in get_study(session, study_id).jobs:
+def cancel_study(session: Session, study_id: str, caller: Caller | None = None) -> Study:
+    """Cancel every job of the study; only its submitter or an admin may."""
+    study = get_study(session, study_id)
+    jobs.may_cancel(caller, study.submitted_by, f"study {study_id}")
+    for job in study.jobs:
         jobs.cancel_job(session, job.id)
     session.expire_all()
     return get_study(session, study_id)

@@ -23,7 +23,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from . import paths, ray_cluster, tasks, tracking, weights
+from . import paths, ray_cluster, tasks, tracking, tune_threads, weights
 from .checkpoint import CHECKPOINT_FILE
 from .result import TrialResult
 from .spec import TrialSpec
@@ -254,10 +254,11 @@ def run_experiment(name: str, specs: list[TrialSpec | dict], *, data_dir=None, s
     ray_cluster.connect()
     storage = Path(storage_dir) if storage_dir else paths.ray_storage_dir()
     storage.mkdir(parents=True, exist_ok=True)
-    trainable = tune.with_resources(
+    tune_threads.install()  # other dispatcher threads may start their own experiments meanwhile
+    trainable = tune_threads.registered_trainable(tune.with_resources(
         tune.with_parameters(run_one, specs=[s.to_dict() for s in specs],
                              data_dir=str(data_dir) if data_dir else None, fault_injection=fault_injection),
-        _trial_resources(resources or {"cpu": 1, "gpu": 0}))
+        _trial_resources(resources or {"cpu": 1, "gpu": 0})), name)
     stopper = _StopOnRequest(should_stop)
     driver = _DriverCallback(specs, mlflow_parent_run_id, on_trial_complete, on_trial_progress)
     run_config = tune.RunConfig(

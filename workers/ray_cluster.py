@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -99,17 +100,21 @@ def probe(addr: str, timeout: float = 3.0) -> None:
         raise RayUnavailable(f"Ray head at {addr} did not answer: {type(err).__name__}: {err}") from None
 
 
+_connecting = threading.Lock()  # a dispatcher's job threads connect at once; ray.init must run once
+
+
 def connect() -> None:
     """Reuse a connected Ray; else the cluster at RAY_ADDRESS (checked first); else a new local Ray."""
     import ray
 
-    if ray.is_initialized():
-        return
-    addr = address()
-    if addr not in (None, "auto"):
-        probe(addr)
-    # "local" rather than None: None would attach to whatever `ray start` ran last on this machine.
-    ray.init(address=addr or "local", log_to_driver=False, include_dashboard=False, configure_logging=False)
+    with _connecting:
+        if ray.is_initialized():
+            return
+        addr = address()
+        if addr not in (None, "auto"):
+            probe(addr)
+        # "local" rather than None: None would attach to whatever `ray start` ran last on this machine.
+        ray.init(address=addr or "local", log_to_driver=False, include_dashboard=False, configure_logging=False)
 
 
 _cache: dict[str, tuple[float, str | None]] = {}

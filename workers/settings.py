@@ -25,6 +25,10 @@ class Settings:
     lease_s: float                    # SRM_BENCH_LEASE_S: a dispatcher's claim without a heartbeat
     poll_s: float                     # SRM_BENCH_POLL_S: how often an idle dispatcher looks for jobs
     plugins: tuple[str, ...]          # SRM_BENCH_PLUGINS: modules that register recalibration kinds
+    max_running_jobs: int             # SRM_BENCH_MAX_RUNNING_JOBS: jobs one dispatcher runs at once
+    max_trials_per_job: int           # SRM_BENCH_MAX_TRIALS_PER_JOB: a bigger job is refused (422)
+    max_queued_jobs_per_user: int     # SRM_BENCH_MAX_QUEUED_JOBS_PER_USER: beyond it, 429 until some start
+    read_token_required: bool         # SRM_BENCH_READ_TOKEN_REQUIRED=1: reads need a token too
 
 
 def _number(variable: str, default: str) -> float:
@@ -33,6 +37,24 @@ def _number(variable: str, default: str) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"{variable}={raw!r} is not valid; give a number of seconds") from None
+
+
+def _count(variable: str, default: int) -> int:
+    raw = os.environ.get(variable) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{variable}={raw!r} is not valid; give a whole number of at least 1")
+    return value
+
+
+def _flag(variable: str) -> bool:
+    raw = (os.environ.get(variable) or "0").strip().lower()
+    if raw not in ("0", "1", "true", "false", "yes", "no"):
+        raise ValueError(f"{variable}={raw!r} is not valid; give 1 or 0")
+    return raw in ("1", "true", "yes")
 
 
 def current() -> Settings:
@@ -51,4 +73,8 @@ def current() -> Settings:
         lease_s=_number("SRM_BENCH_LEASE_S", "30"),
         poll_s=_number("SRM_BENCH_POLL_S", "1.0"),
         plugins=tuple(name.strip() for name in env.get(PLUGINS_VARIABLE, "").split(",") if name.strip()),
+        max_running_jobs=_count("SRM_BENCH_MAX_RUNNING_JOBS", 4),
+        max_trials_per_job=_count("SRM_BENCH_MAX_TRIALS_PER_JOB", 500),
+        max_queued_jobs_per_user=_count("SRM_BENCH_MAX_QUEUED_JOBS_PER_USER", 50),
+        read_token_required=_flag("SRM_BENCH_READ_TOKEN_REQUIRED"),
     )

@@ -4,20 +4,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, status
 
 from service import analyses
+from service.api.contract import errors
 from service.api.deps import SessionDep, require_writer
 from service.schemas import AnalysisCreated, AnalysisOut, AnalysisRequest
 
 router = APIRouter(tags=["analyses"])
 
-NOT_FOUND = {404: {"description": "no such job or analysis"}}
+NOT_FOUND = errors(404, s404="no such job or analysis")
 
 
 @router.post("/jobs/{job_id}/analyses", status_code=status.HTTP_202_ACCEPTED, response_model=AnalysisCreated,
              dependencies=[Depends(require_writer)],
-             responses={401: {"description": "the token is missing or wrong"}, **NOT_FOUND,
-                        409: {"description": "the job has not succeeded"},
-                        422: {"description": "an unknown kind or block, a ratio outside [0, 1], or a job "
-                                             "without gated variants"}},
+             responses=errors(400, 404, 409, 422, s404="no such job", s409="the job has not succeeded",
+                              s422="an unknown kind or block, a ratio outside [0, 1], or a job without gated "
+                                   "variants"),
              summary="Queue an analysis of a succeeded job's trained trials (pruning or channel_weights)")
 def create_analysis(job_id: str, request: AnalysisRequest, session: SessionDep) -> AnalysisCreated:
     analysis = analyses.create_analysis(session, job_id, request)

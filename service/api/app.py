@@ -7,10 +7,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from service import db, settings
-from service.api import analyses, catalog, errors, jobs, plots, studies
+from service.api import analyses, catalog, contract, errors, jobs, plots, studies
+from service.api.deps import require_reader
 from srm_models import __version__
 from workers.plugins import load_plugins
 
@@ -56,10 +57,9 @@ def create_app(database_url: str | None = None, with_dispatcher: bool = False) -
                               "cross-validated jobs run on Ray.")
     app.state.sessions = db.session_factory(url)
     errors.install(app)
-    app.include_router(jobs.router, prefix="/v1")
-    app.include_router(analyses.router, prefix="/v1")
-    app.include_router(studies.router, prefix="/v1")
-    app.include_router(plots.router, prefix="/v1")
-    app.include_router(catalog.router, prefix="/v1")
+    contract.install(app)
+    for router in (jobs.router, analyses.router, studies.router, plots.router, catalog.router):
+        app.include_router(router, prefix="/v1", dependencies=[Depends(require_reader)],
+                           responses=contract.errors(401, 422, 503))
     app.include_router(catalog.health_router)
     return app

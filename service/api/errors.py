@@ -5,15 +5,25 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
-from service.errors import AnalysisNotFound, IdempotencyConflict, JobNotFound, NotReady, SpecError, StudyNotFound
+from service.errors import (
+    AnalysisNotFound,
+    Forbidden,
+    IdempotencyConflict,
+    JobNotFound,
+    NotReady,
+    QuotaExceeded,
+    SpecError,
+    StudyNotFound,
+)
 
 log = logging.getLogger("srm_bench.api")
 
 
 def spec_error_body(err: SpecError) -> dict:
     """Same shape as FastAPI's own validation errors, so clients parse one format."""
-    loc = ["body", *(int(p) if p.isdigit() else p for p in err.field.split("."))]
+    loc = ["body", *(int(p) if p.isdigit() else p for p in err.field.split(".") if p)]
     return {"detail": [{"loc": loc, "msg": err.message, "type": "value_error"}]}
 
 
@@ -35,6 +45,22 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflict)
     async def _conflict(_: Request, err: IdempotencyConflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(err)})
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, err: Forbidden) -> JSONResponse:
+        return JSONResponse(status_code=403, content={"detail": str(err)})
+
+    @app.exception_handler(QuotaExceeded)
+    async def _quota(_: Request, err: QuotaExceeded) -> JSONResponse:
+        return JSONResponse(status_code=429, content={"detail": str(err)},
+                            headers={"Retry-After": str(err.retry_after_s)})
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, err: DataError) -> JSONResponse:
+        # e.g. PostgreSQL text cannot hold NUL (0x00), or a name longer than its column: the client's value
+        reason = str(err.orig).splitlines()[0] if err.orig is not None else "rejected"
+        return JSONResponse(status_code=422, content={
+            "detail": f"a value in this request cannot be stored or compared by the database: {reason}"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:

@@ -7,13 +7,15 @@ from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import FileResponse, Response
 
 from service import analyses, studies
+from service.api.contract import errors
 from service.api.deps import SessionDep
 from service.errors import JobNotFound
 
 router = APIRouter(tags=["plots"])
-PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"},
-       404: {"description": "no such study, or no plot of that name"},
-       409: {"description": "the plot cannot be drawn from the results so far (the body says why)"}}
+PNG = {200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+             "description": "a PNG image"},
+       **errors(404, 409, s404="no such study, or no plot of that name",
+                s409="the plot cannot be drawn from the results so far (the body says why)")}
 STUDY_PLOTS = {"cd": studies.cd_png}
 JOB_PNG = {**PNG, 404: {"description": "no such job, no plot of that name, or a plot of the other task"}}
 
@@ -42,7 +44,7 @@ def job_plot(job_id: str, name: str, session: SessionDep) -> Response:
 
 
 @router.get("/analyses/{analysis_id}/plots/{name}.png", response_class=FileResponse,
-            responses={200: PNG[200], 404: {"description": "no such analysis, or no plot of that name yet"}},
+            responses={200: PNG[200], **errors(404, s404="no such analysis, or no plot of that name yet")},
             summary="An analysis's plot (names in its `plots` list): pruning; correlation, top_images")
 def analysis_plot(analysis_id: str, session: SessionDep, name: str = Path(pattern=r"^[a-z_]+$")) -> FileResponse:
     plots = analyses.get_analysis(session, analysis_id).plots or {}

@@ -96,5 +96,6 @@ def test_writes_need_the_token_and_openapi_lists_every_answer(client, db_url, mo
     assert client.post(f"/v1/jobs/{job_id}/analyses", json={"kind": "pruning"},
                        headers={"Authorization": "Bearer secret"}).status_code == 202
     paths = client.get("/openapi.json").json()["paths"]
-    assert set(paths["/v1/jobs/{job_id}/analyses"]["post"]["responses"]) == {"202", "401", "404", "409", "422"}
+    assert set(paths["/v1/jobs/{job_id}/analyses"]["post"]["responses"]) == {"202", "400", "401", "404", "409", "422",
+                                                                           "503"}
     assert set(paths["/v1/analyses/{analysis_id}/plots/{name}.png"]["get"]["responses"]) >= {"200", "404", "422"}

@@ -130,3 +130,40 @@ def test_a_job_that_breaks_the_dispatcher_fails_with_the_reason(sessions, srm_ho
         trial = session.scalars(select(Trial).where(Trial.job_id == job.id)).one()
     assert row.status == "failed" and "unknown TrialSpec fields" in row.error
     assert trial.status == "failed" and not thread.is_alive()
+
+
+def _queued_for(session, who: str | None, offset_s: float):
+    job = queued_job(session, n_trials=1, created_offset_s=offset_s)
+    job.submitted_by = who
+    session.commit()
+    return job.id
+
+
+def test_jobs_start_round_robin_by_submitter(sessions):
+    """ann queued 4 jobs before bob queued 2 and carol 1: they start ann, bob, carol, ann, bob, ann, ann."""
+    with sessions() as session:
+        ann = [_queued_for(session, "ann", -100 + i) for i in range(4)]
+        bob = [_queued_for(session, "bob", -50 + i) for i in range(2)]
+        carol = [_queued_for(session, "carol", -10)]
+    dispatcher = Dispatcher(sessions, owner="rr")
+    order = []
+    while (job_id := dispatcher.claim()) is not None:
+        order.append(job_id)
+        with sessions() as session:  # a claim-only loop: each job ends at once, so turns are by last start
+            session.get(Job, job_id).status = "succeeded"
+            session.commit()
+        time.sleep(0.002)  # distinct start times on every clock
+    assert order == [ann[0], bob[0], carol[0], ann[1], bob[1], ann[2], ann[3]]
+
+
+def test_the_submitter_with_fewer_running_jobs_goes_first(sessions):
+    with sessions() as session:
+        ann = [_queued_for(session, "ann", -100 + i) for i in range(3)]
+        bob = _queued_for(session, "bob", 0)
+    first, second = Dispatcher(sessions, owner="one"), Dispatcher(sessions, owner="two")
+    assert first.claim() == ann[0]
+    assert second.claim() == bob  # ann has one running, bob none: bob's turn though his job is newer
+    assert first.claim() == ann[1]  # both have one running; ann's last start is the older one
+    with sessions() as session:
+        running = {j.id: j.lease_owner for j in session.scalars(select(Job).where(Job.status == "running"))}
+    assert running == {ann[0]: "one", bob: "two", ann[1]: "one"}
