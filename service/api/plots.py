@@ -17,7 +17,7 @@ PNG = {200: {"content": {"image/png": {"schema": {"type": "string", "format": "b
        **errors(404, 409, s404="no such study, or no plot of that name",
                 s409="the plot cannot be drawn from the results so far (the body says why)")}
 STUDY_PLOTS = {"cd": studies.cd_png}
-JOB_PNG = {**PNG, 404: {"description": "no such job, no plot of that name, or a plot of the other task"}}
+JOB_PNG = {**PNG, **errors(404, s404="no such job, no plot of that name, or a plot of the other task")}
 
 
 @router.get("/studies/{study_id}/plots/{name}.png", response_class=Response, responses=PNG,
