@@ -12,7 +12,7 @@ from service.models import LEADERBOARD_COLUMNS, Base
 from service.results import _leaderboard_query
 from tests.databases import empty_database
 
-TABLES = {"studies", "jobs", "trials", "variant_summaries", "analyses", "analysis_trials"}
+TABLES = {"studies", "jobs", "trials", "variant_summaries", "analyses", "analysis_trials", "leaderboard_rows"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
