@@ -5,10 +5,14 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from service.db import is_unavailable
 from service.errors import AnalysisNotFound, IdempotencyConflict, JobNotFound, NotReady, SpecError, StudyNotFound
 
 log = logging.getLogger("srm_bench.api")
+RETRY_AFTER_S = 5  # a database restart or failover usually takes seconds
 
 
 def spec_error_body(err: SpecError) -> dict:
@@ -35,6 +39,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflict)
     async def _conflict(_: Request, err: IdempotencyConflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(err)})
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_error(request: Request, err: Exception) -> JSONResponse:
+        if not is_unavailable(err):
+            return await _unexpected(request, err)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(err).splitlines()[0])
+        return JSONResponse(status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}, content={
+            "detail": f"the database is unavailable ({type(err.__cause__ or err).__name__}); "
+                      f"nothing was lost, retry in {RETRY_AFTER_S} s"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:
