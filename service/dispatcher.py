@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import db, leases, mlflow_sync, reports, settings
 from service.analyses import queue_requested
 from service.analysis_runner import AnalysisRunner
-from service.models import FINISHED, Job, Trial, utcnow
+from service.models import FINISHED, Job, Trial, VariantSummary, utcnow
 from service.results import write_summaries
 from workers import ray_cluster
 from workers.result import TrialResult
@@ -79,6 +79,7 @@ class Dispatcher:
         self._ray_error: str | None = None
         self._unwritten: dict[int, tuple[str, TrialResult | None, str | None]] = {}  # ended, not yet in SQL
         self._unwritten_lock = threading.Lock()
+        self._mlflow_pending: dict[str, str] = {}  # job id -> its MLflow run, for jobs that ended while MLflow was away
 
     # --- claiming ------------------------------------------------------------------------
 
@@ -110,6 +111,8 @@ class Dispatcher:
                 log.exception("dispatcher %s: could not claim a job", self.owner)
                 job_id = None
             if job_id is None:
+                if self._mlflow_pending:
+                    self._sync_pending_mlflow()
                 if not self.analyses.run_next():
                     self.stop_event.wait(self.poll_s)
                 continue
@@ -421,21 +424,27 @@ class Dispatcher:
         session.commit()
         log.info("job %s %s", job.id, job.status)
 
-    @staticmethod
-    def _log_summaries(job: Job, parent_run: str | None) -> dict[str, str]:
-        """One MLflow summary run per variant over all the job's succeeded trials (reused ones too)."""
+    def _log_summaries(self, job: Job, parent_run: str | None) -> dict[str, str]:
+        """The job's MLflow runs brought up to date as it ends: its trials' runs, one summary run per variant
+        and the job's run closed. If the tracking server is away, the job is kept for a later try."""
         if not parent_run:
             return {}
-        from workers.tracking import end_job_run, log_variant_summaries
+        run_ids = mlflow_sync.finish_job_runs(job, parent_run)
+        if run_ids is None:
+            self._mlflow_pending[job.id] = parent_run
+            log.warning("job %s: MLflow is unavailable; its runs are brought up to date when it is back", job.id)
+        return run_ids or {}
 
-        mlflow_status = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}[job.status]
-        try:
-            pairs = [(t.spec, t.metrics) for t in job.trials if t.status == "succeeded" and t.metrics]
-            run_ids = log_variant_summaries(parent_run, pairs, mlflow_sync.comparisons(job.trials)) if pairs else {}
-            end_job_run(parent_run, mlflow_status)
-            return run_ids or {}
-        except Exception:
-            log.exception("job %s: could not log variant summaries to MLflow", job.id)
-            return {}
-        finally:
-            mlflow_sync.close_all_runs(job.id, parent_run, "KILLED")
+    def _sync_pending_mlflow(self) -> None:
+        """Retry the MLflow records of jobs that ended while the tracking server was away."""
+        for job_id, parent_run in list(self._mlflow_pending.items()):
+            with self.sessions() as session:
+                job = session.get(Job, job_id)
+                run_ids = mlflow_sync.finish_job_runs(job, parent_run) if job is not None else {}
+                if run_ids is None:
+                    continue
+                for summary in session.scalars(select(VariantSummary).where(VariantSummary.job_id == job_id)):
+                    summary.mlflow_run_id = run_ids.get(summary.variant, summary.mlflow_run_id)
+                session.commit()
+            del self._mlflow_pending[job_id]
+            log.info("job %s: MLflow runs brought up to date", job_id)
