@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+TRAINABLE_TITLES = ("run_one", "ImplicitFunc", "_Inner", "Trainable")
+
 
 def _parent(pid: int) -> int:
     try:
@@ -40,19 +42,25 @@ def main(folder: Path) -> None:
                 title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
             except OSError:
                 continue
-            if not title.startswith("ray::run_one"):  # the trainable's actor, not Ray's own processes
-                continue
+            if not title.startswith("ray::") or not any(name in title for name in TRAINABLE_TITLES):
+                continue  # Ray's own processes (agents, idle workers), not the trial's actor
             pid = ancestor = int(proc.name)
             while ancestor > 1:
                 ancestor = _parent(ancestor)
                 if ancestor in raylets:
                     return raylets[ancestor], pid, title
-        raise RuntimeError("no worker node runs the trial")
+        titles = [(p / "cmdline").read_bytes()[:80] for p in Path("/proc").glob("[0-9]*")
+                  if (p / "cmdline").exists() and (p / "cmdline").read_bytes().startswith(b"ray::")]
+        raise RuntimeError(f"no worker node runs the trial; Ray processes: {titles}")
 
     def on_progress(spec, update) -> None:
         if killed or update["epoch"] < 2 or not update["metrics"]:
             return
-        node, pid, title = node_running_the_trial()
+        try:
+            node, pid, title = node_running_the_trial()
+        except RuntimeError as err:
+            killed.update(error=str(err))
+            return
         killed.update(node=workers.index(node), pid=pid, title=title, after_epoch=update["epoch"])
         cluster.remove_node(node, allow_graceful=False)
         workers.remove(node)
