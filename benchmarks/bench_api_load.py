@@ -1,18 +1,25 @@
 """Load benchmark: p50/p99 latency of GET /v1/jobs/{id}/results and GET /v1/leaderboard
-with a million trial rows, on PostgreSQL and on SQLite, at a fixed request rate.
+with millions of trial rows, on PostgreSQL and on SQLite, at a fixed request rate.
 
     .venv/bin/python benchmarks/bench_api_load.py                      # both databases, 1M trials
+    .venv/bin/python benchmarks/bench_api_load.py --trials 10000000 --keep   # 10M, kept for the next run
     .venv/bin/python benchmarks/bench_api_load.py --db sqlite --trials 100000 --duration 10
     .venv/bin/python benchmarks/bench_api_load.py --workers 1 2        # each server size, side by side
+    .venv/bin/python benchmarks/bench_api_load.py --training           # also with a trial training beside
 
-What it does, per database: a fresh database migrated to head; jobs, trials and per-variant
-summaries bulk-inserted (PostgreSQL COPY, SQLite executemany in one transaction); the real
+What it does, per database: a fresh database migrated to head (with --keep, one under --store,
+default /tmp/srm-bench-load, reused by later runs of the same size); jobs, trials and per-variant
+summaries (with their pairs) bulk-inserted chunk by chunk (PostgreSQL COPY, SQLite executemany in
+big transactions), then the leaderboard table rebuilt from the summaries as the migration does; the real
 `srm-bench serve --no-dispatcher --workers N` under uvicorn on a free port (for each N in --workers);
 then an open-loop load of
 --rate requests/s (a new request every 1/rate s, whether or not earlier ones returned) for
 --duration seconds per endpoint, each request for a random finished job or (dataset, backbone).
 Before the load, --sequential requests one at a time give each endpoint's service time alone
-(on a busy machine the open loop mostly measures queueing behind a starved CPU).
+(on a busy machine the open loop mostly measures queueing behind a starved CPU). Each report
+carries the machine's load average (`os.getloadavg`) before and after, as the machine may be shared.
+With --training, the load is measured twice: alone, and with `python -m workers` training a
+CIFAR ResNet-56 trial on the CPU beside the server (what a job on the same machine costs it).
 """
 from __future__ import annotations
 
@@ -48,7 +55,7 @@ JOB_COLUMNS = ("id", "name", "spec", "status", "dataset", "backbone", "protocol"
                "cancel_requested", "created_at", "started_at", "finished_at")
 SUMMARY_COLUMNS = ("job_id", "variant", "dataset", "backbone", "protocol", "protocol_hash", "n_trials",
                    "top1_mean", "top1_std", "top5_mean", "top5_std", "params", "macs", "images_per_s",
-                   "created_at")
+                   "pairs", "test_train_ratio", "created_at")
 
 
 def combos(n: int) -> list[tuple[str, str]]:
@@ -58,12 +65,14 @@ def combos(n: int) -> list[tuple[str, str]]:
     return [(d, b) for d in datasets for b in backbones][:n]
 
 
-def generate(n_trials: int, folds: int, n_combos: int, seed: int = 0):
-    """Rows for jobs of len(VARIANTS) x folds trials each; yields (job_rows, trial_rows, summary_rows)."""
+def generate(n_trials: int, folds: int, n_combos: int, seed: int = 0, chunk_jobs: int = 20_000):
+    """Rows for jobs of len(VARIANTS) x folds trials each, in chunks of (job_rows, trial_rows, summary_rows),
+    so that 10M trials never sit in memory at once."""
     rng = random.Random(seed)
     now = datetime.now(timezone.utc)
     per_job = len(VARIANTS) * folds
     pairs = combos(n_combos)
+    specs = {variant: json.dumps({"variant": {"kind": variant}, "n_folds": folds}) for variant in VARIANTS}
     jobs, trials, summaries = [], [], []
     for j in range(n_trials // per_job):
         job_id = uuid.uuid4().hex
@@ -76,63 +85,138 @@ def generate(n_trials: int, folds: int, n_combos: int, seed: int = 0):
             for fold in range(folds):
                 top1 = 60 + v + rng.gauss(0, 1)
                 values.append(top1)
-                metrics = json.dumps({"top1": top1, "top5": top1 + 20, "params": 270000 + v * 1000,
-                                      "macs": 40_000_000, "images_per_s": 900.0 + rng.random(),
-                                      "group_top1": None})
-                trials.append((job_id, variant, fold, 0, json.dumps({"variant": {"kind": variant}}),
-                               uuid.uuid4().hex + uuid.uuid4().hex, "succeeded", 1, False, top1, top1 + 20,
-                               metrics, 12.5, "cpu", now, now))
+                metrics = (f'{{"top1": {top1!r}, "top5": {top1 + 20!r}, "params": {270000 + v * 1000}, '
+                           f'"macs": 40000000, "images_per_s": {900.0 + rng.random()!r}, "group_top1": null}}')
+                trials.append((job_id, variant, fold, 0, specs[variant], f"{job_id}{v:02d}{fold:04d}", "succeeded",
+                               1, False, top1, top1 + 20, metrics, 12.5, "cpu", now, now))
             mean = statistics.fmean(values)
+            pairs_json = json.dumps({f"k{folds}/r0/f{fold}/s0": value for fold, value in enumerate(values)})
             summaries.append((job_id, variant, dataset, backbone, "quick", "h" * 64, folds, mean,
                               statistics.stdev(values), mean + 20, statistics.stdev(values), 270000 + v * 1000,
-                              40_000_000, 900.0, now))
-    return jobs, trials, summaries
+                              40_000_000, 900.0, pairs_json, 0.25, now))
+        if len(jobs) >= chunk_jobs:
+            yield jobs, trials, summaries
+            jobs, trials, summaries = [], [], []
+    if jobs:
+        yield jobs, trials, summaries
 
 
 @contextmanager
-def database(kind: str, admin_url: str):
+def database(kind: str, admin_url: str, keep: Path | None, n_trials: int):
+    """(url, already filled): a temporary database, or with `keep` one kept for later runs of this size."""
     if kind == "sqlite":
+        if keep:
+            keep.mkdir(parents=True, exist_ok=True)
+            path = keep / f"bench-{n_trials}.db"
+            yield f"sqlite:///{path}", path.exists() and _filled(f"sqlite:///{path}")
+            return
         with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/bench.db"
+            yield f"sqlite:///{folder}/bench.db", False
         return
     import psycopg
 
-    name = f"srm_bench_load_{uuid.uuid4().hex[:8]}"
+    name = f"srm_bench_load_{n_trials}" if keep else f"srm_bench_load_{uuid.uuid4().hex[:8]}"
+    url = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
+        yield url, bool(exists) and _filled(url)
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def bulk_insert(url: str, jobs, trials, summaries) -> None:
+def _filled(url: str) -> bool:
+    """Whether an earlier run finished filling this database (it writes a marker job last)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM jobs WHERE id = 'bench-filled'")).scalar() == 1
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+def bulk_insert(url: str, chunks) -> tuple[int, int, int]:
+    """Insert generated chunks; returns the numbers of (jobs, trials, summaries) written."""
+    counts = [0, 0, 0]
+    tables = (("jobs", JOB_COLUMNS), ("trials", TRIAL_COLUMNS), ("variant_summaries", SUMMARY_COLUMNS))
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
         conn.execute("PRAGMA synchronous=OFF")
-        with conn:
-            for table, columns, rows in (("jobs", JOB_COLUMNS, jobs), ("trials", TRIAL_COLUMNS, trials),
-                                         ("variant_summaries", SUMMARY_COLUMNS, summaries)):
-                marks = ",".join("?" * len(columns))
-                conn.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})",
-                                 [tuple(v.isoformat(" ") if isinstance(v, datetime) else v for v in row)
-                                  for row in rows])
+        for chunk in chunks:
+            with conn:  # one transaction per chunk
+                for i, ((table, columns), rows) in enumerate(zip(tables, chunk, strict=True)):
+                    marks = ",".join("?" * len(columns))
+                    conn.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})",
+                                     [tuple(v.isoformat(" ") if isinstance(v, datetime) else v for v in row)
+                                      for row in rows])
+                    counts[i] += len(rows)
         conn.execute("ANALYZE")
         conn.close()
-        return
+        return tuple(counts)
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
-        with conn.cursor() as cur:
-            for table, columns, rows in (("jobs", JOB_COLUMNS, jobs), ("trials", TRIAL_COLUMNS, trials),
-                                         ("variant_summaries", SUMMARY_COLUMNS, summaries)):
-                with cur.copy(f"COPY {table} ({','.join(columns)}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-        conn.commit()
+        for chunk in chunks:
+            with conn.cursor() as cur:
+                for i, ((table, columns), rows) in enumerate(zip(tables, chunk, strict=True)):
+                    with cur.copy(f"COPY {table} ({','.join(columns)}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                    counts[i] += len(rows)
+            conn.commit()
         conn.autocommit = True
         conn.execute("ANALYZE")
+    return tuple(counts)
+
+
+def rebuild_leaderboard(url: str) -> None:
+    """The leaderboard table from the inserted summaries, as migration 0008's backfill builds it."""
+    from service.leaderboard import rebuild
+
+    with db.session_factory(url)() as session:
+        rebuild(session)
+        session.commit()
+
+
+def mark_filled(url: str) -> None:
+    from sqlalchemy import text
+
+    with db.session_factory(url)() as session:
+        session.execute(text("INSERT INTO jobs (id, spec, status, dataset, backbone, protocol, protocol_hash, "
+                             "n_trials, cancel_requested, created_at) VALUES ('bench-filled', '{}', 'queued', "
+                             "'-', '-', '-', '-', 0, false, CURRENT_TIMESTAMP)"))
+        session.commit()
+
+
+def sample_jobs(url: str, n: int) -> list[str]:
+    from sqlalchemy import text
+
+    with db.session_factory(url)() as session:
+        ids = session.execute(text("SELECT id FROM jobs WHERE status = 'succeeded' LIMIT 200000")).scalars().all()
+    return random.sample(list(ids), min(n, len(ids)))
+
+
+@contextmanager
+def training_beside():
+    """A CIFAR ResNet-56 SRM trial training on the CPU (python -m workers) for as long as the block runs."""
+    process = subprocess.Popen([sys.executable, "-m", "workers", "--dataset", "textures", "--backbone",
+                                "cifar_resnet56", "--variant", "srm", "--set", "epochs=1000"], cwd=ROOT,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    time.sleep(15)  # past start-up and data generation: training proper
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:
@@ -223,23 +307,41 @@ async def load(base: str, paths: list[str], rate: float, duration: float) -> dic
     return {"requests": n, "errors": errors, "achieved_rps": round(n / elapsed, 1)} | _percentiles(latencies)
 
 
-def run(kind: str, args, rows) -> dict:
-    jobs, trials, summaries = rows
-    report: dict = {"database": kind, "trials": len(trials), "jobs": len(jobs), "summaries": len(summaries)}
-    with database(kind, args.pg_admin_url) as url, tempfile.TemporaryDirectory() as home:
+def measure(base: str, job_paths: list[str], board_paths: list[str], args) -> dict:
+    """Both endpoints, one request at a time and then at --rate, with the load average around them."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    report = {"results_sequential": sequential(base, job_paths, args.sequential),
+              "leaderboard_sequential": sequential(base, board_paths, args.sequential),
+              "results": asyncio.run(load(base, job_paths, args.rate, args.duration)),
+              "leaderboard": asyncio.run(load(base, board_paths, args.rate, args.duration))}
+    return report | {"loadavg_before": load_before, "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def run(kind: str, args) -> dict:
+    report: dict = {"database": kind}
+    keep = Path(args.store) if args.keep else None
+    with database(kind, args.pg_admin_url, keep, args.trials) as (url, filled), \
+            tempfile.TemporaryDirectory() as home:
         db.upgrade(url)
-        start = time.perf_counter()
-        bulk_insert(url, jobs, trials, summaries)
-        report["insert_s"] = round(time.perf_counter() - start, 1)
-        job_paths = [f"/v1/jobs/{row[0]}/results" for row in random.sample(jobs, min(2000, len(jobs)))]
+        if not filled:
+            start = time.perf_counter()
+            jobs, trials, summaries = bulk_insert(url, generate(args.trials, args.folds, args.combos))
+            report |= {"jobs": jobs, "trials": trials, "summaries": summaries,
+                       "insert_s": round(time.perf_counter() - start, 1)}
+            start = time.perf_counter()
+            rebuild_leaderboard(url)
+            report["leaderboard_rebuild_s"] = round(time.perf_counter() - start, 1)
+            mark_filled(url)
+        else:
+            report["reused"] = url
+        job_paths = [f"/v1/jobs/{job_id}/results" for job_id in sample_jobs(url, 2000)]
         board_paths = [f"/v1/leaderboard?dataset={d}&backbone={b}&protocol=quick" for d, b in combos(args.combos)]
         for workers in args.workers:
             with serving(url, Path(home), workers) as base:
-                report[f"workers={workers}"] = {
-                    "results_sequential": sequential(base, job_paths, args.sequential),
-                    "leaderboard_sequential": sequential(base, board_paths, args.sequential),
-                    "results": asyncio.run(load(base, job_paths, args.rate, args.duration)),
-                    "leaderboard": asyncio.run(load(base, board_paths, args.rate, args.duration))}
+                report[f"workers={workers}"] = measure(base, job_paths, board_paths, args)
+                if args.training:
+                    with training_beside():
+                        report[f"workers={workers},training"] = measure(base, job_paths, board_paths, args)
     return report
 
 
@@ -253,15 +355,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per endpoint")
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="API processes of the server")
     parser.add_argument("--sequential", type=int, default=200, help="requests sent one at a time first")
+    parser.add_argument("--keep", action="store_true", help="keep the filled databases under --store for reuse")
+    parser.add_argument("--store", default="/tmp/srm-bench-load", help="where --keep keeps the SQLite file")
+    parser.add_argument("--training", action="store_true", help="measure again with a trial training beside")
     parser.add_argument("--pg-admin-url", default=os.environ.get(
         "SRM_BENCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
-    start = time.perf_counter()
-    rows = generate(args.trials, args.folds, args.combos)
-    print(json.dumps({"generated_rows_s": round(time.perf_counter() - start, 1)}), flush=True)
     for kind in kinds:
-        print(json.dumps(run(kind, args, rows)), flush=True)
+        print(json.dumps(run(kind, args)), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import settings
@@ -37,6 +37,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def is_unavailable(err: BaseException) -> bool:
+    """Whether an error means the database is away (down, restarting, unreachable, pool exhausted), so
+    the same statement may well succeed later: the API answers 503, the dispatcher keeps and retries."""
+    if isinstance(err, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)):
+        return True
+    return isinstance(err, exc.DBAPIError) and bool(err.connection_invalidated)
 
 
 def make_engine(url: str) -> Engine:

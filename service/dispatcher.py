@@ -3,7 +3,9 @@
 SQL is the truth. A dispatcher claims a job with a lease it renews while the job runs; if
 the process dies, the lease runs out and the next dispatcher (or the restarted one) takes
 the job over. Finished trials are never run again: each is written to SQL the moment it
-ends, with a guard so that a trial ends exactly once. A trial handed to Tune stays queued
+ends, with a guard so that a trial ends exactly once. If the database is away at that moment,
+the ended trial waits in memory and is written when it is back (retried with backoff); the job
+is concluded only once every ended trial is in SQL. A trial handed to Tune stays queued
 until Tune starts it; then each epoch updates its progress (one UPDATE). Several dispatchers may share one
 PostgreSQL: claims use SELECT ... FOR UPDATE SKIP LOCKED plus a conditional UPDATE. One dispatcher
 runs up to SRM_BENCH_MAX_RUNNING_JOBS jobs at once, one thread each, started round-robin by submitter.
@@ -15,9 +17,11 @@ import math
 import os
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,12 +29,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import db, leases, mlflow_sync, reports, settings
 from service.analyses import queue_requested
 from service.analysis_runner import AnalysisRunner
-from service.models import FINISHED, Job, Trial, utcnow
+from service.models import FINISHED, Job, Trial, VariantSummary, utcnow
 from service.results import write_summaries
 from workers import ray_cluster
 from workers.result import TrialResult
 
 log = logging.getLogger("srm_bench.dispatcher")
+T = TypeVar("T")
+MAX_BACKOFF_S = 10.0
 
 
 def _jsonable(value: Any) -> Any:
@@ -74,6 +80,9 @@ class Dispatcher:
         self.stop_event = threading.Event()
         self.analyses = AnalysisRunner(self.sessions, self.owner, self.lease, self.stop_event)
         self._ray_error: str | None = None
+        self._unwritten: dict[int, tuple[str, TrialResult | None, str | None]] = {}  # ended, not yet in SQL
+        self._unwritten_lock = threading.Lock()
+        self._mlflow_pending: dict[str, str] = {}  # job id -> its MLflow run, for jobs that ended while MLflow was away
 
     # --- claiming ------------------------------------------------------------------------
 
@@ -108,6 +117,8 @@ class Dispatcher:
                 if job_id is not None:
                     self._start_job_thread(job_id)
                     continue
+                if self._mlflow_pending:  # jobs that ended while MLflow was away
+                    self._sync_pending_mlflow()
                 if not self.analyses.run_next():
                     self.stop_event.wait(self.poll_s)
         finally:
@@ -178,7 +189,11 @@ class Dispatcher:
             except Exception as err:  # Ray unreachable, experiment crashed: the job fails, saying why
                 log.exception("job %s failed on Ray", job_id)
                 self._fail_unfinished(job_id, f"{type(err).__name__}: {err}")
+        self._write_unwritten(block=True)  # ended trials kept while the database was away
         stop.set()  # the heartbeat's last word on cancel/lease is in flags from here on
+        self._until_written(lambda: self._conclude(job_id, flags, outcomes, parent_run), f"job {job_id}")
+
+    def _conclude(self, job_id: str, flags: dict[str, bool], outcomes: list[Any], parent_run: str | None) -> None:
         with self.sessions() as session:
             job = session.get(Job, job_id)
             if flags["lost"]:
@@ -194,8 +209,11 @@ class Dispatcher:
         while not stop.wait(interval):
             try:
                 owned, cancel = self._renew(job_id)
-            except Exception:
-                log.exception("job %s: lease renewal failed", job_id)
+            except Exception as err:
+                if db.is_unavailable(err):  # the lease is ours again once the database is back
+                    log.warning("job %s: lease not renewed, the database is unavailable", job_id)
+                else:
+                    log.exception("job %s: lease renewal failed", job_id)
                 continue
             if cancel or not owned:
                 flags["cancel"], flags["lost"] = cancel, not owned
@@ -294,11 +312,57 @@ class Dispatcher:
             values["mlflow_run_id"] = progress["mlflow_run_id"]
         if epoch == 0:
             values["started_at"] = utcnow()
-        with self.sessions() as session:
-            session.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(FINISHED)).values(**values))
-            session.commit()
+        try:
+            with self.sessions() as session:
+                session.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(FINISHED))
+                                .values(**values))
+                session.commit()
+        except Exception as err:
+            if not db.is_unavailable(err):
+                raise
+            log.warning("trial %s: progress not written, the database is unavailable", trial_id)  # the next will
+
+    def _until_written(self, write: Callable[[], T], what: str) -> T:
+        """Run a SQL write, retrying with growing pauses while the database is unavailable; a shutdown
+        gives up (the trials not written are then requeued and run again by the next dispatcher)."""
+        delay = 0.5
+        while True:
+            try:
+                return write()
+            except Exception as err:
+                if not db.is_unavailable(err) or self.stop_event.is_set():
+                    raise
+                log.warning("%s: the database is unavailable (%s); retrying in %.1f s", what,
+                            str(err).splitlines()[0], delay)
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
 
     def _record(self, trial_id: int, status: str, result: TrialResult | None, error: str | None) -> None:
+        """An ended trial goes to SQL now, or waits in memory until the database is back."""
+        with self._unwritten_lock:
+            self._unwritten[trial_id] = (status, result, error)
+        self._write_unwritten(block=False)
+
+    def _write_unwritten(self, block: bool) -> None:
+        """Write the ended trials kept in memory; with block, wait for the database until all are in."""
+        with self._unwritten_lock:
+            for trial_id in list(self._unwritten):
+                status, result, error = self._unwritten[trial_id]
+                try:
+                    if block:
+                        self._until_written(lambda t=trial_id, s=status, r=result, e=error: self._write_trial(
+                            t, s, r, e), f"trial {trial_id}")
+                    else:
+                        self._write_trial(trial_id, status, result, error)
+                except Exception as err:
+                    if block or not db.is_unavailable(err):
+                        raise
+                    log.warning("%d ended trials kept in memory until the database is back",
+                                len(self._unwritten))
+                    return
+                del self._unwritten[trial_id]
+
+    def _write_trial(self, trial_id: int, status: str, result: TrialResult | None, error: str | None) -> None:
         """Write one ended trial; the status guard makes a second report of the same trial a no-op."""
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
         if result is not None:
@@ -382,21 +446,27 @@ class Dispatcher:
         session.commit()
         log.info("job %s %s", job.id, job.status)
 
-    @staticmethod
-    def _log_summaries(job: Job, parent_run: str | None) -> dict[str, str]:
-        """One MLflow summary run per variant over all the job's succeeded trials (reused ones too)."""
+    def _log_summaries(self, job: Job, parent_run: str | None) -> dict[str, str]:
+        """The job's MLflow runs brought up to date as it ends: its trials' runs, one summary run per variant
+        and the job's run closed. If the tracking server is away, the job is kept for a later try."""
         if not parent_run:
             return {}
-        from workers.tracking import end_job_run, log_variant_summaries
+        run_ids = mlflow_sync.finish_job_runs(job, parent_run)
+        if run_ids is None:
+            self._mlflow_pending[job.id] = parent_run
+            log.warning("job %s: MLflow is unavailable; its runs are brought up to date when it is back", job.id)
+        return run_ids or {}
 
-        mlflow_status = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}[job.status]
-        try:
-            pairs = [(t.spec, t.metrics) for t in job.trials if t.status == "succeeded" and t.metrics]
-            run_ids = log_variant_summaries(parent_run, pairs, mlflow_sync.comparisons(job.trials)) if pairs else {}
-            end_job_run(parent_run, mlflow_status)
-            return run_ids or {}
-        except Exception:
-            log.exception("job %s: could not log variant summaries to MLflow", job.id)
-            return {}
-        finally:
-            mlflow_sync.close_all_runs(job.id, parent_run, "KILLED")
+    def _sync_pending_mlflow(self) -> None:
+        """Retry the MLflow records of jobs that ended while the tracking server was away."""
+        for job_id, parent_run in list(self._mlflow_pending.items()):
+            with self.sessions() as session:
+                job = session.get(Job, job_id)
+                run_ids = mlflow_sync.finish_job_runs(job, parent_run) if job is not None else {}
+                if run_ids is None:
+                    continue
+                for summary in session.scalars(select(VariantSummary).where(VariantSummary.job_id == job_id)):
+                    summary.mlflow_run_id = run_ids.get(summary.variant, summary.mlflow_run_id)
+                session.commit()
+            del self._mlflow_pending[job_id]
+            log.info("job %s: MLflow runs brought up to date", job_id)

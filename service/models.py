@@ -182,6 +182,28 @@ class VariantSummary(Base):
     )
 
 
+class LeaderboardRow(Base):
+    """One variant's row of a leaderboard group (dataset, backbone, protocol hash), kept up to date as
+    jobs finish (service.leaderboard), so a request reads the leaderboard rather than its history."""
+
+    __tablename__ = "leaderboard_rows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(300))
+    backbone: Mapped[str] = mapped_column(String(100))
+    protocol: Mapped[str] = mapped_column(String(100))
+    protocol_hash: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)  # 0 for the group's best, as GET /v1/leaderboard lists them
+    row: Mapped[dict[str, Any]]  # the response's row: pooled numbers, rank, tie group, test against the best
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ux_leaderboard_rows_group_variant", "dataset", "backbone", "protocol_hash", "variant", unique=True),
+        Index("ix_leaderboard_rows_read", "dataset", "backbone", "protocol", "protocol_hash", "position"),
+    )
+
+
 class Analysis(Base):
     """A post-hoc analysis of a finished job's trained trials (Sec. 5 of the paper): queued in SQL,
     claimed with a lease like a job, run on Ray one task per trial."""

@@ -297,6 +297,9 @@ def write_summaries(session: Session, job: Job, mlflow_runs: dict[str, str] | No
             top5_std=row["top5_std"], params=row["params"], macs=row["macs"], images_per_s=row["images_per_s"],
             group_top1=row["group_top1"], mlflow_run_id=(mlflow_runs or {}).get(row["variant"]),
             pairs={summary_key(t): t.top1 for t in done}, test_train_ratio=test_train_ratio(done)))
+    from service.leaderboard import refresh_group  # it builds on this module's aggregation
+
+    refresh_group(session, job.dataset, job.backbone, job.protocol_hash)
 
 
 def summary_key(trial: Trial) -> str:
@@ -377,14 +380,22 @@ _PAIRS_QUERIES: dict[tuple[str, ...], Select] = {}
 
 def leaderboard(session: Session, dataset: str | None = None, backbone: str | None = None,
                 protocol: str | None = None) -> list[dict[str, Any]]:
+    """The leaderboard as GET /v1/leaderboard answers it: read from its table (service.leaderboard)."""
+    from service.leaderboard import read_leaderboard
+
+    return read_leaderboard(session, dataset, backbone, protocol)
+
+
+def aggregate_leaderboard(session: Session, dataset: str | None = None, backbone: str | None = None,
+                          protocol: str | None = None, protocol_hash: str | None = None) -> list[dict[str, Any]]:
     """Per (dataset, backbone, protocol hash): every variant pooled over all finished jobs, best top-1 first,
     with its rank and tie group (the corrected test against the group's best, on shared pairs).
 
-    Summaries exist only for finished jobs (the dispatcher writes them as a job ends), so this
-    reads the small summaries table alone, never the trials.
+    Computed from scratch from the summaries (the dispatcher writes them as a job ends); its cost grows
+    with history, so requests read the table service.leaderboard keeps from this instead.
     """
-    values = {name: value for name, value in
-              (("dataset", dataset), ("backbone", backbone), ("protocol", protocol)) if value}
+    values = {name: value for name, value in (("dataset", dataset), ("backbone", backbone),
+                                              ("protocol", protocol), ("protocol_hash", protocol_hash)) if value}
     filters = tuple(values)
     if filters not in _LEADERBOARD_QUERIES:
         _LEADERBOARD_QUERIES[filters] = _leaderboard_query(filters)
@@ -401,11 +412,16 @@ def leaderboard(session: Session, dataset: str | None = None, backbone: str | No
                               "params": params, "macs": macs, "images_per_s": ips})
     result = list(boards.values())
     for board in result:
-        board["rows"].sort(key=lambda r: -(r["top1_mean"] or float("-inf")))
+        board["rows"].sort(key=lambda r: (-(r["top1_mean"] or float("-inf")), r["variant"]))
         board["n_jobs"] = max(r["n_jobs"] for r in board["rows"])
     if result:
         pooled = _pooled_pairs(session, _PAIRS_QUERIES[filters], values)
         for board in result:
             _add_ranks(board, pooled)
-    result.sort(key=lambda b: (b["dataset"], b["backbone"], -b["n_jobs"]))
+    result.sort(key=board_order)
     return result
+
+
+def board_order(board: dict[str, Any]) -> tuple:
+    """Boards by dataset and backbone, the most-run protocol first (the hash breaks ties)."""
+    return board["dataset"], board["backbone"], -board["n_jobs"], board["protocol_hash"]

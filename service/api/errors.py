@@ -5,8 +5,10 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from service.db import is_unavailable
 from service.errors import (
     AnalysisNotFound,
     Forbidden,
@@ -19,6 +21,7 @@ from service.errors import (
 )
 
 log = logging.getLogger("srm_bench.api")
+RETRY_AFTER_S = 5  # a database restart or failover usually takes seconds
 
 
 def spec_error_body(err: SpecError) -> dict:
@@ -61,6 +64,17 @@ def install(app: FastAPI) -> None:
         reason = str(err.orig).splitlines()[0] if err.orig is not None else "rejected"
         return JSONResponse(status_code=422, content={
             "detail": f"a value in this request cannot be stored or compared by the database: {reason}"})
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_error(request: Request, err: Exception) -> JSONResponse:
+        if not is_unavailable(err):
+            return await _unexpected(request, err)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(err).splitlines()[0])
+        return JSONResponse(status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}, content={
+            "detail": f"the database is unavailable ({type(err.__cause__ or err).__name__}); "
+                      f"nothing was lost, retry in {RETRY_AFTER_S} s"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:

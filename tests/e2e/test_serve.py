@@ -90,6 +90,7 @@ def test_submit_run_results_reuse_and_mlflow(server):
     assert rejected.returncode == 1 and "folds" in rejected.stderr and "Traceback" not in rejected.stderr
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the deployment's database
 def test_kill_the_server_mid_job_and_restart(server):
     """SQL is the truth: after a crash every trial still ends exactly once."""

@@ -27,7 +27,7 @@ def db_url(request, tmp_path):
     url = request.getfixturevalue("pg_schema_url")
     yield url
     with db.session_factory(url)() as session:
-        session.execute(text("TRUNCATE variant_summaries, trials, jobs, studies, users CASCADE"))
+        session.execute(text("TRUNCATE leaderboard_rows, variant_summaries, trials, jobs, studies, users CASCADE"))
         session.commit()
 
 

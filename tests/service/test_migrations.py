@@ -12,7 +12,8 @@ from service.models import LEADERBOARD_COLUMNS, Base
 from service.results import _leaderboard_query
 from tests.databases import empty_database
 
-TABLES = {"studies", "jobs", "trials", "variant_summaries", "analyses", "analysis_trials", "users"}
+TABLES = {"studies", "jobs", "trials", "variant_summaries", "analyses", "analysis_trials", "users",
+          "leaderboard_rows"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
