@@ -226,10 +226,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(url: str, home: Path, workers: int = 1):
+def serving(url: str, home: Path, workers: int = 1, env_extra: dict[str, str] | None = None):
+    """`srm-bench serve --no-dispatcher` on a free port (writes open unless ``env_extra`` sets a token)."""
     port = free_port()
     env = {**os.environ, "SRM_BENCH_DATABASE_URL": url, "SRM_BENCH_HOME": str(home)}
     env.pop("SRM_BENCH_API_TOKEN", None)
+    env.update(env_extra or {})
     process = subprocess.Popen([str(Path(sys.executable).parent / "srm-bench"), "serve", "--port", str(port),
                                 "--no-dispatcher", "--workers", str(workers), "--log-level", "warning"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +33,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import bench_api_load  # noqa: E402
 
 from service import db, users  # noqa: E402
 from service.models import Job  # noqa: E402
@@ -62,39 +61,11 @@ def database(kind: str, admin_url: str):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def serving(url: str, home: Path, queue_limit: int):
-    port = free_port()
-    env = {**os.environ, "SRM_BENCH_DATABASE_URL": url, "SRM_BENCH_HOME": str(home),
-           "SRM_BENCH_API_TOKEN": uuid.uuid4().hex, "SRM_BENCH_MAX_QUEUED_JOBS_PER_USER": str(queue_limit)}
-    process = subprocess.Popen([str(Path(sys.executable).parent / "srm-bench"), "serve", "--port", str(port),
-                                "--no-dispatcher", "--log-level", "warning"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            httpx.get(f"{base}/healthz", timeout=2)
-            break
-        except httpx.HTTPError as err:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {process.stderr.read().decode()[-2000:]}") from err
-            time.sleep(0.2)
-    try:
+    with bench_api_load.serving(url, home, env_extra={"SRM_BENCH_API_TOKEN": uuid.uuid4().hex,
+                                                      "SRM_BENCH_MAX_QUEUED_JOBS_PER_USER": str(queue_limit)}) as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def submit_all(base: str, tokens: dict[str, str], per_user: int) -> list[float]:

@@ -65,6 +65,13 @@ class Variant(BaseModel):
         return self.model_dump()
 
 
+def distinct_seeds(seeds: list[int]) -> list[int]:
+    """Each seed once: a repeated seed would pair a trial with itself."""
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be distinct")
+    return seeds
+
+
 def _variants_from_names(value: Any) -> Any:
     """Accept "srm" as shorthand for {"kind": "srm"}."""
     if isinstance(value, list):
@@ -120,12 +127,7 @@ class JobSpec(BaseModel):
 
     _names = field_validator("variants", mode="before")(_variants_from_names)
 
-    @field_validator("seeds")
-    @classmethod
-    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be distinct")
-        return seeds
+    _distinct_seeds = field_validator("seeds")(distinct_seeds)
 
 
 class ComparisonFields(BaseModel):

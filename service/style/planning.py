@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from service import presets, settings
 from service.errors import SpecError
-from service.schemas import Resources
+from service.schemas import Resources, distinct_seeds
 from service.style import STYLE_TRANSFER
 
 DEFAULT_STYLE_VARIANTS = ("bn", "in", "bn+se", "bn+srm")
@@ -39,12 +39,7 @@ class StyleJobSpec(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     name: str | None = Field(None, max_length=200)
 
-    @field_validator("seeds")
-    @classmethod
-    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be distinct")
-        return seeds
+    _distinct_seeds = field_validator("seeds")(distinct_seeds)
 
     @property
     def backbone(self) -> str:
