@@ -462,7 +462,13 @@ class Dispatcher:
         for job_id, parent_run in list(self._mlflow_pending.items()):
             with self.sessions() as session:
                 job = session.get(Job, job_id)
-                run_ids = mlflow_sync.finish_job_runs(job, parent_run) if job is not None else {}
+                if job is not None and job.status not in FINISHED:
+                    continue  # its job thread is still concluding it (jobs run in their own threads)
+                try:
+                    run_ids = mlflow_sync.finish_job_runs(job, parent_run) if job is not None else {}
+                except Exception:  # never let one job's MLflow records stop the dispatcher's loop
+                    log.exception("job %s: bringing its MLflow runs up to date failed; retried later", job_id)
+                    continue
                 if run_ids is None:
                     continue
                 for summary in session.scalars(select(VariantSummary).where(VariantSummary.job_id == job_id)):

@@ -44,5 +44,6 @@ def test_top1_is_measured_on_held_out_samples_only(data_dir):
     result = run_trial(spec, data_dir=data_dir)
     assert result["num_train"] == 32 and result["num_eval"] == 8
     assert result["history"][-1]["train_acc"] >= 90  # it learned the training split's rule...
-    assert result["top1"] <= 25                        # ...which is wrong on every held-out sample
+    # ...which is wrong on every held-out sample: top-1 measured on the training split would be >= 90
+    assert result["top1"] <= 50
     assert result["history"][-1]["val_top1"] == result["top1"]
