@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import settings
@@ -113,8 +114,35 @@ def connect() -> None:
         addr = address()
         if addr not in (None, "auto"):
             probe(addr)
-        # "local" rather than None: None would attach to whatever `ray start` ran last on this machine.
-        ray.init(address=addr or "local", log_to_driver=False, include_dashboard=False, configure_logging=False)
+        options = {"log_to_driver": False, "include_dashboard": False, "configure_logging": False}
+        if addr is None:
+            # "local" rather than None: None would attach to whatever `ray start` ran last on this machine.
+            _in_lasting_thread(lambda: ray.init(address="local", **options))
+        else:
+            ray.init(address=addr, **options)
+
+
+def _in_lasting_thread(start: Callable[[], object]) -> None:
+    """Run ``start`` (a ray.init that starts a local Ray) in a thread that lives as long as the process.
+
+    Ray makes its GCS and raylet die with their parent through PR_SET_PDEATHSIG, which Linux ties to
+    the *thread* that started them: a local Ray started from a dispatcher's job thread was killed
+    when that job ended, and the service died a minute later ("Failed to connect to GCS")."""
+    started, errors = threading.Event(), []
+
+    def own() -> None:
+        try:
+            start()
+        except BaseException as err:  # handed to the caller below
+            errors.append(err)
+        started.set()
+        if not errors:
+            threading.Event().wait()  # never returns: the Ray processes stay bound to a live thread
+
+    threading.Thread(target=own, name="local-ray-owner", daemon=True).start()
+    started.wait()
+    if errors:
+        raise errors[0]
 
 
 _cache: dict[str, tuple[float, str | None]] = {}

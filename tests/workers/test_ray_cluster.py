@@ -4,7 +4,13 @@ The token paths need a cluster with its own token; tests/e2e/test_ray_cluster.py
 """
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +59,29 @@ def test_the_token_source_follows_rays_order(monkeypatch, tmp_path):
     assert ray_cluster.token_source() == str(token_file)
     monkeypatch.setenv("RAY_AUTH_TOKEN", "xyz")
     assert ray_cluster.token_source() == "$RAY_AUTH_TOKEN"
+
+
+LOCAL_RAY_FROM_A_THREAD = """
+import threading, time
+import ray
+from workers import ray_cluster
+
+thread = threading.Thread(target=ray_cluster.connect)  # as a dispatcher's job thread does
+thread.start()
+thread.join()
+time.sleep(3)  # the thread has ended; a Ray bound to it would be gone by now
+print("answer", ray.get(ray.remote(lambda: 41 + 1).remote(), timeout=60))
+ray.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_a_local_ray_outlives_the_thread_that_started_it(tmp_path):
+    short = tempfile.mkdtemp(prefix="ray-")  # Ray's socket paths must stay under 107 bytes
+    env = {**os.environ, "RAY_TMPDIR": short, "RAY_ADDRESS": "", "SRM_BENCH_HOME": str(tmp_path)}
+    try:
+        done = subprocess.run([sys.executable, "-c", LOCAL_RAY_FROM_A_THREAD], env=env, capture_output=True,
+                              text=True, timeout=180, cwd=Path(__file__).parents[2])
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert done.returncode == 0 and "answer 42" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
