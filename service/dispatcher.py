@@ -89,7 +89,7 @@ class Dispatcher:
     def claim(self) -> str | None:
         """Take the next submitter's oldest queued job (round-robin by submitter), or a running one whose
         dispatcher stopped renewing its lease."""
-        job_id = leases.claim_job(self.sessions, self.owner, self.lease)
+        job_id = leases.claim_job(self.sessions, self.owner, self.lease, running_here=list(self.jobs))
         if job_id is not None:
             log.info("dispatcher %s claimed job %s", self.owner, job_id)
         return job_id

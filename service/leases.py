@@ -10,6 +10,7 @@ jobs do not starve another's one.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
@@ -73,13 +74,17 @@ def submitters_in_turn(session: Session, now: datetime) -> list[str | None]:
     return sorted(waiting, key=turn)
 
 
-def claim_job(sessions: sessionmaker[Session], owner: str, lease: timedelta) -> str | None:
+def claim_job(sessions: sessionmaker[Session], owner: str, lease: timedelta,
+              running_here: Collection[str] = ()) -> str | None:
     """The id of the job whose submitter's turn it is (its oldest claimable one), now running under
-    ``owner``; None if none. A job another dispatcher holds locked is skipped, never taken twice."""
+    ``owner``; None if none. A job another dispatcher holds locked is skipped, never taken twice, and
+    so is one in ``running_here``: the claimant still runs it, though its lease ran out while the
+    database was away."""
     with sessions() as session:
         now = utcnow()
         for who in submitters_in_turn(session, now):
-            job_id = session.scalars(select(Job.id).where(_claimable(Job, now), _submitter_is(who))
+            job_id = session.scalars(select(Job.id).where(_claimable(Job, now), _submitter_is(who),
+                                                          Job.id.not_in(list(running_here)))
                                      .order_by(Job.created_at).limit(1).with_for_update(skip_locked=True)).first()
             if job_id is not None and _take(session, Job, job_id, owner, lease, now):
                 session.commit()

@@ -55,6 +55,20 @@ def test_an_expired_lease_lets_another_dispatcher_take_over(sessions):
         assert session.get(Job, job.id).lease_owner == "heir"
 
 
+def test_a_dispatcher_never_claims_again_a_job_it_still_runs(sessions):
+    """The lease of a running job runs out while the database is away; when it is back, the
+    dispatcher that runs it must not claim it a second time (that would run its trials again)."""
+    with sessions() as session:
+        job = queued_job(session)
+    dispatcher = Dispatcher(sessions, owner="runner", lease_s=0.2)
+    assert dispatcher.claim() == job.id
+    dispatcher.jobs[job.id] = threading.current_thread()  # as _start_job_thread records it
+    time.sleep(0.5)
+    assert dispatcher.claim() is None
+    del dispatcher.jobs[job.id]  # its thread ended without concluding: the job may be taken again
+    assert dispatcher.claim() == job.id
+
+
 def test_prepare_requeues_left_running_trials_and_reuses_identical_finished_ones(sessions):
     with sessions() as session:
         donor_job = finished_job(session, {"baseline": [0.7]})
