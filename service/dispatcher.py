@@ -37,6 +37,7 @@ from workers.result import TrialResult
 log = logging.getLogger("srm_bench.dispatcher")
 T = TypeVar("T")
 MAX_BACKOFF_S = 10.0
+MLFLOW_RETRY_S = 5.0  # how often an idle dispatcher looks for jobs whose MLflow runs wait for a repair
 
 
 def _jsonable(value: Any) -> Any:
@@ -82,7 +83,7 @@ class Dispatcher:
         self._ray_error: str | None = None
         self._unwritten: dict[int, tuple[str, TrialResult | None, str | None]] = {}  # ended, not yet in SQL
         self._unwritten_lock = threading.Lock()
-        self._mlflow_pending: dict[str, str] = {}  # job id -> its MLflow run, for jobs that ended while MLflow was away
+        self._mlflow_checked_at = 0.0  # when jobs that ended while MLflow was away were last looked for
 
     # --- claiming ------------------------------------------------------------------------
 
@@ -117,8 +118,9 @@ class Dispatcher:
                 if job_id is not None:
                     self._start_job_thread(job_id)
                     continue
-                if self._mlflow_pending:  # jobs that ended while MLflow was away
-                    self._sync_pending_mlflow()
+                if time.monotonic() - self._mlflow_checked_at > MLFLOW_RETRY_S:
+                    self._mlflow_checked_at = time.monotonic()
+                    self._sync_pending_quietly()
                 if not self.analyses.run_next():
                     self.stop_event.wait(self.poll_s)
         finally:
@@ -131,6 +133,13 @@ class Dispatcher:
         except Exception:  # the database is away: keep polling, it may come back
             log.exception("dispatcher %s: could not claim a job", self.owner)
             return None
+
+    def _sync_pending_quietly(self) -> None:
+        try:
+            self._sync_pending_mlflow()
+        except Exception as err:  # the database is away: the marks wait in SQL
+            if not db.is_unavailable(err):
+                log.exception("dispatcher %s: repairing MLflow runs failed", self.owner)
 
     def _start_job_thread(self, job_id: str) -> None:
         thread = threading.Thread(target=self.run_job_safely, args=(job_id,), name=f"job-{job_id[:8]}", daemon=True)
@@ -448,31 +457,39 @@ class Dispatcher:
 
     def _log_summaries(self, job: Job, parent_run: str | None) -> dict[str, str]:
         """The job's MLflow runs brought up to date as it ends: its trials' runs, one summary run per variant
-        and the job's run closed. If the tracking server is away, the job is kept for a later try."""
+        and the job's run closed. If the tracking server is away, the job is marked for a later try."""
         if not parent_run:
             return {}
         run_ids = mlflow_sync.finish_job_runs(job, parent_run)
+        job.mlflow_pending = run_ids is None
         if run_ids is None:
-            self._mlflow_pending[job.id] = parent_run
             log.warning("job %s: MLflow is unavailable; its runs are brought up to date when it is back", job.id)
         return run_ids or {}
 
     def _sync_pending_mlflow(self) -> None:
-        """Retry the MLflow records of jobs that ended while the tracking server was away."""
-        for job_id, parent_run in list(self._mlflow_pending.items()):
+        """Repair the MLflow runs of jobs that ended while the tracking server was away. The mark is in
+        SQL, so a restart keeps it; a conditional UPDATE makes one dispatcher take each job."""
+        with self.sessions() as session:
+            pending = list(session.scalars(select(Job.id).where(Job.mlflow_pending, Job.status.in_(FINISHED))
+                                           .limit(20)))
+        for job_id in pending:
             with self.sessions() as session:
+                taken = session.execute(update(Job).where(Job.id == job_id, Job.mlflow_pending)
+                                        .values(mlflow_pending=False)).rowcount == 1
+                session.commit()
+                if not taken:
+                    continue
                 job = session.get(Job, job_id)
-                if job is not None and job.status not in FINISHED:
-                    continue  # its job thread is still concluding it (jobs run in their own threads)
                 try:
-                    run_ids = mlflow_sync.finish_job_runs(job, parent_run) if job is not None else {}
+                    run_ids = mlflow_sync.finish_job_runs(job, job.mlflow_run_id) if job.mlflow_run_id else {}
                 except Exception:  # never let one job's MLflow records stop the dispatcher's loop
                     log.exception("job %s: bringing its MLflow runs up to date failed; retried later", job_id)
-                    continue
+                    run_ids = None
                 if run_ids is None:
+                    job.mlflow_pending = True
+                    session.commit()
                     continue
                 for summary in session.scalars(select(VariantSummary).where(VariantSummary.job_id == job_id)):
                     summary.mlflow_run_id = run_ids.get(summary.variant, summary.mlflow_run_id)
                 session.commit()
-            del self._mlflow_pending[job_id]
             log.info("job %s: MLflow runs brought up to date", job_id)

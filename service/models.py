@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -83,6 +83,8 @@ class Job(Base):
     # Who submitted it (a user's name, "admin" for the bootstrap token, None when writes are open):
     # who may cancel it, whose quota it counts against, and whose turn it is in the dispatcher.
     submitted_by: Mapped[str | None] = mapped_column(String(100))
+    # Ended while MLflow was away: its runs are repaired when the tracking server is back (any dispatcher).
+    mlflow_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     trials: Mapped[list[Trial]] = relationship(back_populates="job", order_by="Trial.id",
                                                cascade="all, delete-orphan")
@@ -94,6 +96,7 @@ class Job(Base):
         Index("ix_jobs_study_id", "study_id"),
         Index("ix_jobs_submitter_status", "submitted_by", "status"),
         Index("ix_jobs_submitter_started", "submitted_by", "started_at"),
+        Index("ix_jobs_mlflow_pending", "mlflow_pending"),
     )
 
 

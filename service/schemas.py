@@ -264,6 +264,9 @@ class JobOut(BaseModel):
     error: str | None
     mlflow_experiment_id: str | None
     mlflow_run_id: str | None
+    mlflow_pending: bool = Field(description="the job ended while its MLflow tracking server was away: MLflow "
+                                             "misses some of its runs, or has them RUNNING, until a dispatcher "
+                                             "repairs them once the server is back (SQL has every number)")
     created_at: UtcDatetime
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None

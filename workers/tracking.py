@@ -10,6 +10,7 @@ file store is in maintenance mode in MLflow 3 and refuses to start.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -53,7 +54,17 @@ def tracking_uri() -> str:
     return f"sqlite:///{paths.home() / 'mlflow.db'}"
 
 
+# MLflow's client retries an absent tracking server 7 times with growing pauses (minutes) by default,
+# which held a job's end, and the dispatcher with it, while the server was down. SQL keeps the numbers
+# and the dispatcher repairs the runs when the server is back, so a few seconds of retries do here.
+# Each can still be set in the environment.
+CLIENT_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                         "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
 def client() -> MlflowClient:
+    for variable, value in CLIENT_RETRY_DEFAULTS.items():
+        os.environ.setdefault(variable, value)
     return MlflowClient(tracking_uri())
 
 

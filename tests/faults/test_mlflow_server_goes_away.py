@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 
 from mlflow.tracking import MlflowClient
+from sqlalchemy import select, update
 
+from service import db, jobs, planning
+from service.dispatcher import Dispatcher
+from service.models import Job, Trial, VariantSummary
+from service.schemas import JobSpec
 from tests.e2e.conftest import Server
 
 TINY = "textures[n_per_class=24,image_size=16]"
@@ -15,9 +20,11 @@ def test_mlflow_server_goes_away_mid_job(mlflow_server, tmp_path, ray_address, p
     home = tmp_path / "home"
     home.mkdir()
     server = Server(home, postgres_url, ray_address)
-    # Fail fast while the server is away rather than MLflow's default ~2 minutes of client retries.
-    server.env |= {"MLFLOW_TRACKING_URI": mlflow_server.url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    # the service's own MLflow client settings: a few seconds of retries, not MLflow's default minutes
+    server.env["MLFLOW_TRACKING_URI"] = mlflow_server.url
+    for variable in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+                     "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        server.env.pop(variable, None)
     server.start()
     try:
         spec = {"dataset": TINY, "backbone": "cifar_resnet20", "variants": ["baseline", "srm"], "folds": 2,
@@ -64,3 +71,50 @@ def _check(server, mlflow_server, job_id, after, during) -> None:
     assert sorted(r.data.tags["variant"] for r in summaries) == ["baseline", "srm"]
     (job_run,) = [r for r in runs if r.data.tags.get("srm_bench.kind") == "job"]
     assert job_run.info.status == "FINISHED"
+
+
+def test_a_job_that_ended_while_mlflow_was_away_is_repaired_by_a_restarted_dispatcher(mlflow_server, tmp_path,
+                                                                                     srm_home, monkeypatch):
+    """The repair waits in SQL (jobs.mlflow_pending), not in one dispatcher's memory."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    db.upgrade(url)
+    sessions = db.session_factory(url)
+    spec = JobSpec(dataset="textures[n_per_class=8,image_size=16]", backbone="cifar_resnet20",
+                   variants=["baseline", "srm"], folds=2, overrides={"iterations": 2, "image_size": 16})
+    with sessions() as session:
+        job, _ = jobs.create_job(session, planning.plan(spec))
+        job_id = job.id
+        for i, trial in enumerate(job.trials):  # ended, with their numbers in SQL
+            trial.status, trial.top1 = "succeeded", 60.0 + i
+            trial.metrics = {"top1": 60.0 + i, "top5": 90.0, "num_train": 8, "num_eval": 8, "device": "cpu",
+                             "dataset_fingerprint": "f" * 16, "split_hash": f"s{trial.fold}", "split": "cv",
+                             "protocol_hash": job.protocol_hash, "content_hash": trial.content_hash}
+        session.execute(update(Job).where(Job.id == job_id).values(status="running"))
+        session.commit()
+    first = Dispatcher(sessions, owner="first")
+    parent_run = first._start_mlflow_run(job_id, None, spec.model_dump())
+    assert parent_run is not None
+
+    mlflow_server.kill()
+    with sessions() as session:
+        first._finish(session, session.get(Job, job_id), cancelled=False, parent_run=parent_run)
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "succeeded" and job.mlflow_pending  # the numbers are in; MLflow waits
+        assert {t.top1 for t in job.trials} == {60.0, 61.0, 62.0, 63.0}
+
+    mlflow_server.start()
+    Dispatcher(sessions, owner="restarted")._sync_pending_mlflow()  # a new process: nothing in memory
+    with sessions() as session:
+        assert not session.get(Job, job_id).mlflow_pending
+        summary_runs = {s.variant: s.mlflow_run_id for s in session.scalars(
+            select(VariantSummary).where(VariantSummary.job_id == job_id))}
+        trial_runs = {t.id: t.mlflow_run_id for t in session.scalars(select(Trial).where(Trial.job_id == job_id))}
+    mlflow = MlflowClient(mlflow_server.url)
+    assert mlflow.get_run(parent_run).info.status == "FINISHED"
+    assert sorted(summary_runs) == ["baseline", "srm"] and all(summary_runs.values())
+    for run_id in [*summary_runs.values(), *trial_runs.values()]:  # every trial got its run, made now
+        assert mlflow.get_run(run_id).info.status == "FINISHED"
+    top1 = sorted(mlflow.get_run(run_id).data.metrics["top1"] for run_id in trial_runs.values())
+    assert top1 == [60.0, 61.0, 62.0, 63.0]
