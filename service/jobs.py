@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from service.errors import Forbidden, IdempotencyConflict, JobNotFound
+from service.errors import Forbidden, JobNotFound
+from service.idempotent import insert_once
 from service.models import FINISHED, Job, Trial, utcnow
 from service.planning import PlannedJob
 from service.users import Caller
@@ -36,40 +36,8 @@ def create_job(session: Session, planned: PlannedJob, idempotency_key: str | Non
                submitted_by: str | None = None, before_insert: Callable[[], None] | None = None) -> tuple[Job, bool]:
     """Insert a queued job and its trials; returns (job, created). A known key returns the first job.
     ``before_insert`` (a quota check) runs only when a new job is about to be inserted, in its transaction."""
-    spec = planned.spec.model_dump(mode="json")
-    if idempotency_key:
-        existing = _job_by_key(session, idempotency_key)
-        if existing is not None:
-            return _replay(existing, spec), False
-    if before_insert is not None:
-        before_insert()
-    job = new_job(planned, idempotency_key, submitted_by=submitted_by)
-    session.add(job)
-    try:
-        session.commit()
-    except IntegrityError:  # a concurrent retry with the same key won the race
-        session.rollback()
-        existing = _job_by_key(session, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return _replay(existing, spec), False
-    return job, True
-
-
-def _job_by_key(session: Session, key: str) -> Job | None:
-    return session.scalars(select(Job).where(Job.idempotency_key == key)).first()
-
-
-def _replay(job: Job, spec: dict[str, Any]) -> Job:
-    return replay(job, spec, "job")
-
-
-def replay(row: Any, spec: dict[str, Any], kind: str) -> Any:
-    """The row an Idempotency-Key created, if this request repeats it; a different body is a conflict."""
-    if row.spec != spec:
-        raise IdempotencyConflict(f"Idempotency-Key was already used for {kind} {row.id} with a different spec; "
-                                  f"use a new key for a new {kind}")
-    return row
+    return insert_once(session, Job, "job", planned.spec.model_dump(mode="json"), idempotency_key,
+                       lambda: [new_job(planned, idempotency_key, submitted_by=submitted_by)], before_insert)
 
 
 def get_job(session: Session, job_id: str, with_trials: bool = False) -> Job:

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from service import jobs, planning, power, presets
 from service.errors import NotReady, SpecError, StudyNotFound
+from service.idempotent import insert_once
 from service.models import FINISHED, Study, utcnow
 from service.results import job_results
 from service.schemas import JobRequest, StudyRequest
@@ -59,33 +59,12 @@ def create_study(session: Session, spec: dict[str, Any], planned: list[planning.
                  before_insert: Callable[[], None] | None = None) -> tuple[Study, bool]:
     """Insert the study and its jobs in one transaction; a known key returns the first study.
     ``before_insert`` (a quota check) runs only when a new study is about to be inserted."""
-    if idempotency_key:
-        existing = _by_key(session, idempotency_key)
-        if existing is not None:
-            return _replay(existing, spec), False
-    if before_insert is not None:
-        before_insert()
     study = Study(id=uuid.uuid4().hex, name=spec.get("name"), spec=spec, idempotency_key=idempotency_key,
                   created_at=utcnow(), submitted_by=submitted_by)
-    session.add(study)
-    session.add_all(jobs.new_job(p, study_id=study.id, submitted_by=submitted_by) for p in planned)
-    try:
-        session.commit()
-    except IntegrityError:  # a concurrent retry with the same key won the race
-        session.rollback()
-        existing = _by_key(session, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return _replay(existing, spec), False
-    return get_study(session, study.id), True
-
-
-def _by_key(session: Session, key: str) -> Study | None:
-    return session.scalars(select(Study).where(Study.idempotency_key == key)).first()
-
-
-def _replay(study: Study, spec: dict[str, Any]) -> Study:
-    return jobs.replay(study, spec, "study")
+    row, created = insert_once(session, Study, "study", spec, idempotency_key,
+                               lambda: [study, *(jobs.new_job(p, study_id=study.id, submitted_by=submitted_by)
+                                                 for p in planned)], before_insert)
+    return get_study(session, row.id), created
 
 
 def get_study(session: Session, study_id: str) -> Study:

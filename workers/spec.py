@@ -1,7 +1,6 @@
 """TrialSpec: one (dataset, backbone, variant, fold, seed, protocol) training run, as plain data."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -10,11 +9,12 @@ import srm_models
 
 from .plugins import ensure_plugin
 from .protocols import get_protocol
+from .spec_io import JsonSpec
 from .version import code_version
 
 
 @dataclass(frozen=True)
-class TrialSpec:
+class TrialSpec(JsonSpec):
     """What determines a trial's result (plus the job it belongs to, which does not).
 
     ``repeat`` is the repetition of k-fold cross-validation whose split ``fold`` indexes (0: the
@@ -45,17 +45,6 @@ class TrialSpec:
             raise ValueError(f"variant must be a dict with 'kind' one of {', '.join(valid)}; got {self.variant!r}")
         if self.plugin is None:
             object.__setattr__(self, "plugin", srm_models.provenance(srm_models.get_kind(kind).name))
-
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrialSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown TrialSpec fields {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**data)
 
     def variant_options(self) -> dict:
         """The variant's keyword arguments for the model (ablations), without its kind."""

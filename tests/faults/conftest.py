@@ -61,6 +61,18 @@ class OwnPostgres:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+TINY_JOB = {"dataset": "textures[n_per_class=24,image_size=16]", "backbone": "cifar_resnet20",
+            "variants": ["baseline", "srm"], "folds": 2, "protocol": "quick",
+            "overrides": {"epochs": 3, "image_size": 16}}
+
+
+def start_tiny_job(server) -> str:
+    """Submit a 4-trial job and wait until one of its trials trains: when a fault test takes a part away."""
+    job_id = server.http.post("/v1/jobs", json=TINY_JOB).json()["id"]
+    server.wait_for(job_id, lambda d: d["progress"]["counts"].get("running", 0) >= 1, poll=0.2)
+    return job_id
+
+
 @pytest.fixture()
 def own_postgres():
     server = OwnPostgres()

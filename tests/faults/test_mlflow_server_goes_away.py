@@ -12,8 +12,7 @@ from service.dispatcher import Dispatcher
 from service.models import Job, Trial, VariantSummary
 from service.schemas import JobSpec
 from tests.e2e.conftest import Server
-
-TINY = "textures[n_per_class=24,image_size=16]"
+from tests.faults.conftest import start_tiny_job
 
 
 def test_mlflow_server_goes_away_mid_job(mlflow_server, tmp_path, ray_address, postgres_url):
@@ -27,10 +26,7 @@ def test_mlflow_server_goes_away_mid_job(mlflow_server, tmp_path, ray_address, p
         server.env.pop(variable, None)
     server.start()
     try:
-        spec = {"dataset": TINY, "backbone": "cifar_resnet20", "variants": ["baseline", "srm"], "folds": 2,
-                "protocol": "quick", "overrides": {"epochs": 3, "image_size": 16}}
-        job_id = server.http.post("/v1/jobs", json=spec).json()["id"]
-        server.wait_for(job_id, lambda d: d["progress"]["counts"].get("running", 0) >= 1, poll=0.2)
+        job_id = start_tiny_job(server)
         mlflow_server.kill()
         # at least one trial ends while MLflow is away: its run cannot be finished then
         during = server.wait_for(job_id, lambda d: d["progress"]["counts"].get("succeeded", 0) >= 1,

@@ -7,8 +7,7 @@ from sqlalchemy import text
 
 from service.db import session_factory
 from tests.e2e.conftest import Server
-
-TINY = "textures[n_per_class=24,image_size=16]"
+from tests.faults.conftest import start_tiny_job
 
 
 def _wait_log(server: Server, needle: str, timeout: float) -> None:
@@ -24,10 +23,7 @@ def test_postgres_goes_away_mid_job(own_postgres, tmp_path, ray_address):
     server = Server(home, own_postgres.url, ray_address)
     server.start()
     try:
-        spec = {"dataset": TINY, "backbone": "cifar_resnet20", "variants": ["baseline", "srm"], "folds": 2,
-                "protocol": "quick", "overrides": {"epochs": 3, "image_size": 16}}
-        job_id = server.http.post("/v1/jobs", json=spec).json()["id"]
-        server.wait_for(job_id, lambda d: d["progress"]["counts"].get("running", 0) >= 1, poll=0.2)
+        job_id = start_tiny_job(server)
 
         own_postgres.stop()
         down = server.http.get(f"/v1/jobs/{job_id}")

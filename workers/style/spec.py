@@ -5,11 +5,11 @@ It answers the same questions a classification TrialSpec does (``variant_label``
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
 
+from ..spec_io import JsonSpec
 from ..version import code_version
 from .network import PLACEMENTS, parse_variant
 from .protocol import get_style_protocol
@@ -19,7 +19,7 @@ BACKBONE = "transformer_net"
 
 
 @dataclass(frozen=True)
-class StyleTrialSpec:
+class StyleTrialSpec(JsonSpec):
     dataset: str                       # the content images (see workers.style.inputs)
     style_image: str
     variant: dict                      # {"kind": "bn+srm"}
@@ -47,17 +47,6 @@ class StyleTrialSpec:
         parse_variant(kind)
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}; got {self.placement!r}")
-
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> StyleTrialSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown StyleTrialSpec fields {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**data)
 
     def variant_label(self) -> str:
         return self.variant["kind"]
