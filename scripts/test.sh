@@ -14,4 +14,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 .venv/bin/ruff check .
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# Two pytest processes (pytest-xdist), each with its own local Ray: the end-to-end tests spend much of
+# their time waiting on servers and Ray workers, so two at once use the 2 cores better than one.
+exec .venv/bin/python -m pytest -n "${SRM_BENCH_TEST_WORKERS:-2}" "$@"

@@ -6,7 +6,9 @@ needs neither Ray nor PostgreSQL.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ def srm_cpu_kernels_built():
 
 
 @pytest.fixture(scope="session")
-def ray_address(tmp_path_factory):
+def ray_address():
     """One local Ray for the whole session; subprocesses reach it through RAY_ADDRESS."""
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -33,9 +35,10 @@ def ray_address(tmp_path_factory):
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if str(REPO_ROOT) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, paths)])
+    # Ray's socket paths must stay under 107 bytes: pytest's tmp dirs under xdist (popen-gwN) come close.
+    temp_dir = tempfile.mkdtemp(prefix="srm-ray-")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 _temp_dir=str(tmp_path_factory.mktemp("ray")))
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp_dir)
     address = ray.get_runtime_context().gcs_address
     previous = os.environ.get("RAY_ADDRESS")
     os.environ["RAY_ADDRESS"] = address
@@ -45,6 +48,7 @@ def ray_address(tmp_path_factory):
     else:
         os.environ["RAY_ADDRESS"] = previous
     ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

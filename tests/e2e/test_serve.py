@@ -21,6 +21,7 @@ def tiny_job(**change) -> dict:
             "protocol": "quick", "overrides": {"iterations": 2, "image_size": 16}} | change
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite: studies, analyses, browser
 def test_submit_run_results_reuse_and_mlflow(server):
     anonymous = httpx.post(f"{server.url}/v1/jobs", json=tiny_job())
     assert anonymous.status_code == 401  # writes need the token

@@ -30,6 +30,7 @@ def png(answer) -> Image.Image:
     return Image.open(io.BytesIO(answer.content))
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite runs the e2e tests of jobs
 def test_style_job_runs_through_rest_ray_and_mlflow(server, tmp_path):
     created = server.http.post("/v1/jobs", json=tiny_style_job())
     assert created.status_code == 201, created.text
