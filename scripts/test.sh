@@ -15,5 +15,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 # Two pytest processes (pytest-xdist), each with its own local Ray: the end-to-end tests spend much of
-# their time waiting on servers and Ray workers, so two at once use the 2 cores better than one.
-exec .venv/bin/python -m pytest -n "${SRM_BENCH_TEST_WORKERS:-2}" "$@"
+# their time waiting on servers and Ray workers, so two at once use the 2 cores better than one;
+# worksteal hands an idle worker the other's queued tests (the slow ones cluster by file).
+exec .venv/bin/python -m pytest -n "${SRM_BENCH_TEST_WORKERS:-2}" --dist worksteal "$@"
