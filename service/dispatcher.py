@@ -485,10 +485,10 @@ class Dispatcher:
                 except Exception:  # never let one job's MLflow records stop the dispatcher's loop
                     log.exception("job %s: bringing its MLflow runs up to date failed; retried later", job_id)
                     run_ids = None
-                if run_ids is None:
+                if run_ids is None:  # still away: the other marked jobs wait for the next look
                     job.mlflow_pending = True
                     session.commit()
-                    continue
+                    return
                 for summary in session.scalars(select(VariantSummary).where(VariantSummary.job_id == job_id)):
                     summary.mlflow_run_id = run_ids.get(summary.variant, summary.mlflow_run_id)
                 session.commit()
