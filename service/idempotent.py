@@ -20,7 +20,7 @@ def insert_once(session: Session, table: Any, kind: str, spec: dict[str, Any], k
     if key:
         existing = _by_key(session, table, key)
         if existing is not None:
-            return replay(existing, spec, kind), False
+            return _replay(existing, spec, kind), False
     if before_insert is not None:
         before_insert()
     rows = make()
@@ -32,7 +32,7 @@ def insert_once(session: Session, table: Any, kind: str, spec: dict[str, Any], k
         existing = _by_key(session, table, key) if key else None
         if existing is None:
             raise
-        return replay(existing, spec, kind), False
+        return _replay(existing, spec, kind), False
     return rows[0], True
 
 
@@ -40,7 +40,7 @@ def _by_key(session: Session, table: Any, key: str) -> Any:
     return session.scalars(select(table).where(table.idempotency_key == key)).first()
 
 
-def replay(row: Any, spec: dict[str, Any], kind: str) -> Any:
+def _replay(row: Any, spec: dict[str, Any], kind: str) -> Any:
     """The row an Idempotency-Key created, if this request repeats it; a different body is a conflict."""
     if row.spec != spec:
         raise IdempotencyConflict(f"Idempotency-Key was already used for {kind} {row.id} with a different spec; "
