@@ -87,8 +87,10 @@ def compare(suite: str, case: str, candidates: dict[str, Callable[[], object]], 
         once = time.perf_counter() - start
         number = max(1, int(min_time / max(once, 1e-6)))
         stmt = "fn(); sync()"
+        # torch's Timer runs on 1 thread unless told otherwise: time what a user's process gets
         timers[name] = (benchmark.Timer(stmt, globals={"fn": fn, "sync": lambda: _sync(device)},
-                                        label=suite, sub_label=case, description=name), number)
+                                        label=suite, sub_label=case, description=name,
+                                        num_threads=torch.get_num_threads()), number)
     per_round: dict[str, list[float]] = {name: [] for name in candidates}
     cpu_round: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):

@@ -234,12 +234,15 @@ class SRM(Recalibration):
     @torch.no_grad()
     def _update_running_stats(self, z: torch.Tensor) -> None:
         """nn.BatchNorm1d's running-statistics update for the logits z (N, C), written out:
-        calling the BN module here costs an OpenMP parallel region per block for a few numbers.
+        calling the BN module here costs an OpenMP parallel region per block for a few numbers,
+        and so does ``torch.var_mean`` (~260 us for (8, 2048) on 2 threads, against ~12 us for
+        the sums below).
         """
         bn = self.bn
         bn.num_batches_tracked.add_(1)
         factor = (1.0 / bn.num_batches_tracked.item()) if bn.momentum is None else bn.momentum
-        var, mean = torch.var_mean(z, dim=0, correction=1)
+        mean = z.mean(dim=0)
+        var = (z - mean).square().sum(dim=0) / (z.shape[0] - 1)
         bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), factor)
         bn.running_var.lerp_(var.to(bn.running_var.dtype), factor)
 

@@ -272,7 +272,7 @@ def _thp_mode() -> str:
 
 
 def test_large_outputs_are_allocated_on_huge_pages():
-    """Outputs of 4 MiB or more start on a 2 MiB boundary, madvised for huge pages (backed by
+    """Outputs of 1 MiB or more start on a 2 MiB boundary, madvised for huge pages (backed by
     them where Linux's THP is on), and behave like any tensor: resizable, freed normally."""
     x = torch.randn(2, 8, 256, 256)  # 4 MiB
     out, _, _ = cpu_kernels.srm_forward(x, None, torch.randn(8, 2), torch.randn(8), None, None,
@@ -286,4 +286,27 @@ def test_large_outputs_are_allocated_on_huge_pages():
     assert out.sum().item() == out.numel()
     small, _, _ = cpu_kernels.srm_forward(torch.randn(2, 8, 4, 4), None, torch.randn(8, 2),
                                           torch.randn(8), None, None, False, 0.0, 1, 1e-5)
-    assert small.shape == (2, 8, 4, 4)  # below 4 MiB: torch's own allocator
+    assert small.shape == (2, 8, 4, 4)  # below 1 MiB: torch's own allocator
+
+
+def _mapped(address: int) -> bool:
+    for line in open("/proc/self/maps"):
+        start, end = (int(v, 16) for v in line.split()[0].split("-"))
+        if start <= address < end:
+            return True
+    return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kept pages are Linux mappings")
+def test_a_freed_output_keeps_its_pages_for_the_next_map_of_its_length():
+    """A training step asks for the same lengths every step: a freed output's pages stay mapped
+    and the next output of that length gets them, already faulted in, instead of fresh memory."""
+    x = torch.randn(2, 8, 128, 128)  # 1 MiB, rounded up to one huge page
+    args = (None, torch.randn(8, 2), torch.randn(8), None, None, False, 0.0, 1, 1e-5)
+    first, _, _ = cpu_kernels.srm_forward(x, *args)
+    address = first.data_ptr()
+    del first
+    assert _mapped(address)  # kept, not unmapped
+    second, _, _ = cpu_kernels.srm_forward(x, *args)
+    assert second.data_ptr() == address
+    torch.testing.assert_close(second, cpu_kernels.srm_forward(x.clone(), *args)[0])
