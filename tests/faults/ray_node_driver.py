@@ -27,6 +27,11 @@ def main(folder: Path) -> None:
     from tests.workers.specs import tiny_spec
     from workers.experiment import run_experiment
 
+    from ray._common.utils import get_default_ray_temp_dir
+
+    # Cluster writes the head's address to <Ray's default temp dir>/ray_current_cluster whatever
+    # temp_dir the nodes get; on a machine where no Ray has run yet that folder does not exist
+    Path(get_default_ray_temp_dir()).mkdir(parents=True, exist_ok=True)
     cluster = Cluster(initialize_head=True, connect=True,
                       head_node_args={"num_cpus": 0, "include_dashboard": False,
                                       "temp_dir": str(folder / "ray-tmp")})
