@@ -22,12 +22,11 @@ def _parent(pid: int) -> int:
 
 def main(folder: Path) -> None:
     import ray
+    from ray._common.utils import get_default_ray_temp_dir
     from ray.cluster_utils import Cluster
 
     from tests.workers.specs import tiny_spec
     from workers.experiment import run_experiment
-
-    from ray._common.utils import get_default_ray_temp_dir
 
     # Cluster writes the head's address to <Ray's default temp dir>/ray_current_cluster whatever
     # temp_dir the nodes get; on a machine where no Ray has run yet that folder does not exist
