@@ -1,9 +1,10 @@
-// SRM on the CPU as compiled loops over contiguous (N, C, H, W) maps, one channel at a time.
+// SRM on the CPU as compiled loops over contiguous (N, C, H, W) maps, by whole channels.
 //
 // SRM's gate couples the N samples of a channel (BatchNorm over the batch) and nothing else, so
-// each thread takes whole channels: it reads the channel's N rows from memory once, computes
-// their statistics, the gate (or, backward, the gate's gradient) for the channel, and makes
-// its second sweep over the same rows while they are still in the L2 cache. Built from torch
+// each thread takes whole channels: it reads the channels' N rows from memory once, computes
+// their statistics, the gate (or, backward, the gate's gradient) per channel, and makes its
+// second sweep over the same rows while they are still in the L2 cache (forward one channel at
+// a time; backward a block of ~64K elements of channels at a time, sample by sample). Built from torch
 // ops the same work reads every map two or three times and pays for several small ops per
 // chunk. The gate math mirrors ops/gate.py, in double. The maps returned are allocated on huge
 // pages, and large float32 ones written with streaming stores (see HugePageAllocator and
@@ -53,7 +54,7 @@ namespace {
 class HugePageAllocator final : public c10::Allocator {
  public:
   static constexpr size_t kHugePage = size_t{2} << 20;
-  static constexpr size_t kMinBytes = size_t{1} << 20;  // below this, rounding up to 2 MiB wastes too much memory
+  static constexpr size_t kMinBytes = size_t{1} << 20;  // below: rounding up to 2 MiB wastes too much
   static constexpr size_t kKeepBytes = size_t{1} << 30;
 
   c10::DataPtr allocate(size_t bytes) override {
