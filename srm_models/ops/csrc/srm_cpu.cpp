@@ -231,20 +231,30 @@ inline Moments row_moments(const scalar_t* row, int64_t hw, int64_t correction, 
   return {shift + sum / n, std::sqrt(var + eps)};
 }
 
-// Sum of a[i] * b[i] over one row, in double, four independent chains.
-template <typename scalar_t>
-inline double row_dot(const scalar_t* a, const scalar_t* b, int64_t hw) {
+// Sum over one row of terms(i) (eight products i..i+7, in double) and one(i) for the last
+// values, in four independent chains, each at a constant index: an accumulator picked by a
+// computed index (acc[(i / 8) & 1]) was kept on the stack, and every add waited on a store and
+// a load (the residual backward on ResNet-50's 7x7 and 14x14 stages took 2-5% longer).
+template <typename Terms, typename One>
+inline double row_sum(int64_t hw, const Terms& terms, const One& one) {
   Doubles acc[4] = {};
   int64_t i = 0;
   for (; i + 4 * kWidth <= hw; i += 4 * kWidth) {
-    for (int u = 0; u < 4; ++u) acc[u] += load8(a + i + u * kWidth) * load8(b + i + u * kWidth);
+    for (int u = 0; u < 4; ++u) acc[u] += terms(i + u * kWidth);
   }
-  for (; i + kWidth <= hw; i += kWidth) acc[0] += load8(a + i) * load8(b + i);
+  for (; i + kWidth <= hw; i += kWidth) acc[0] += terms(i);
   const Doubles t = (acc[0] + acc[1]) + (acc[2] + acc[3]);
   double total = 0;
   for (int64_t j = 0; j < kWidth; ++j) total += t[j];
-  for (; i < hw; ++i) total += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  for (; i < hw; ++i) total += one(i);
   return total;
+}
+
+// Sum of a[i] * b[i] over one row, in double.
+template <typename scalar_t>
+inline double row_dot(const scalar_t* a, const scalar_t* b, int64_t hw) {
+  return row_sum(hw, [&](int64_t i) { return load8(a + i) * load8(b + i); },
+                 [&](int64_t i) { return static_cast<double>(a[i]) * static_cast<double>(b[i]); });
 }
 
 // Writes one row of an output map, eight values at a time: lanes(i) gives values i..i+7 and
@@ -321,19 +331,14 @@ inline typename Lanes<scalar_t>::type masked_lanes(const scalar_t* grad, const s
 template <typename scalar_t>
 inline double masked_row_dot(const scalar_t* grad, const scalar_t* out, const scalar_t* x,
                              int64_t hw) {
-  Doubles acc[2] = {};
-  int64_t i = 0;
-  for (; i + kWidth <= hw; i += kWidth) {
-    acc[(i / kWidth) & 1] +=
-        __builtin_convertvector(masked_lanes(grad + i, out + i), Doubles) * load8(x + i);
-  }
-  const Doubles t = acc[0] + acc[1];
-  double total = 0;
-  for (int64_t j = 0; j < kWidth; ++j) total += t[j];
-  for (; i < hw; ++i) {
-    if (!(out[i] <= scalar_t(0))) total += static_cast<double>(grad[i]) * static_cast<double>(x[i]);
-  }
-  return total;
+  return row_sum(
+      hw,
+      [&](int64_t i) {
+        return __builtin_convertvector(masked_lanes(grad + i, out + i), Doubles) * load8(x + i);
+      },
+      [&](int64_t i) {
+        return out[i] <= scalar_t(0) ? 0.0 : static_cast<double>(grad[i]) * static_cast<double>(x[i]);
+      });
 }
 
 // dx = grad * g + a + b * (x - mean).
