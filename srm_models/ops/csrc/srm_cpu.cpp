@@ -263,8 +263,9 @@ inline double row_dot(const scalar_t* a, const scalar_t* b, int64_t hw) {
 // loaded and combined once. With ``stream`` (float32 maps too large to stay in the cache) the
 // stores bypass the cache: a normal store first reads the line it overwrites, so streaming
 // saves a third of the traffic of a sweep, and it leaves the inputs the sweep still reads in
-// L2. The outputs' rows must share their alignment (maps from empty_map at the same offset
-// do). The caller ends its task with finish_streaming().
+// L2. Streaming stores need 32-byte alignment: rows are peeled to the first output's
+// boundary, so they stream only where all K rows share its alignment (maps from empty_map at
+// the same offset do). The caller ends its task with finish_streaming().
 template <size_t K, typename scalar_t, typename Lanes8, typename One>
 inline void write_rows(const std::array<scalar_t*, K>& outs, int64_t hw, bool stream,
                        const Lanes8& lanes, const One& one) {
@@ -275,6 +276,8 @@ inline void write_rows(const std::array<scalar_t*, K>& outs, int64_t hw, bool st
   int64_t i = 0;
 #ifdef __AVX__
   if constexpr (std::is_same_v<scalar_t, float>) {
+    const auto offset = [&](size_t k) { return reinterpret_cast<uintptr_t>(outs[k]) % 32; };
+    for (size_t k = 1; k < K; ++k) stream = stream && offset(k) == offset(0);
     if (stream) {
       for (; i < hw && reinterpret_cast<uintptr_t>(outs[0] + i) % 32 != 0; ++i) store_one(i);
       for (; i + kWidth <= hw; i += kWidth) {
