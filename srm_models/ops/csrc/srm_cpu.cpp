@@ -4,9 +4,9 @@
 // each thread takes whole channels: it reads the channels' N rows from memory once, computes
 // their statistics, the gate (or, backward, the gate's gradient) per channel, and makes its
 // second sweep over the same rows while they are still in the L2 cache (forward one channel at
-// a time; backward a block of ~64K elements of channels at a time, sample by sample). Built from torch
-// ops the same work reads every map two or three times and pays for several small ops per
-// chunk. The gate math mirrors ops/gate.py, in double. The maps returned are allocated on huge
+// a time; backward a block of ~64K elements of channels at a time, sample by sample). Built
+// from torch ops the same work reads every map two or three times and pays for several small
+// ops per chunk. The gate math mirrors ops/gate.py, in double. The maps returned are allocated on huge
 // pages, and large float32 ones written with streaming stores (see HugePageAllocator and
 // write_rows): on this kind of machine page faults and cache traffic set the time of the large
 // early-stage maps, and the double-precision sums that of the short rows of the late stages.
@@ -55,7 +55,7 @@ namespace {
 class HugePageAllocator final : public c10::Allocator {
  public:
   static constexpr size_t kHugePage = size_t{2} << 20;
-  static constexpr size_t kMinBytes = size_t{1} << 20;  // below: rounding up to 2 MiB wastes too much
+  static constexpr size_t kMinBytes = size_t{1} << 20;  // below: rounding up to 2 MiB wastes much
   static constexpr size_t kKeepBytes = size_t{1} << 30;
 
   c10::DataPtr allocate(size_t bytes) override {
@@ -101,8 +101,8 @@ class HugePageAllocator final : public c10::Allocator {
 #ifdef __linux__
     // Map one huge page more than needed and unmap the ends, so the data starts on a 2 MiB
     // boundary (the kernel backs only aligned 2 MiB ranges with huge pages).
-    void* raw = mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    void* raw = mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return nullptr;
     const auto start = reinterpret_cast<uintptr_t>(raw);
     const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
@@ -577,7 +577,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
             if (dgamma) dgamma[c] = static_cast<scalar_t>(sum_dl_z);
             if (dbeta) dbeta[c] = static_cast<scalar_t>(sum_dl);
             const double mean_dzh = gamma * sum_dl / double(n), mean_dzh_z = gamma * sum_dl_z / double(n);
-            for (int64_t i = 0; i < n; ++i) dzc[i] = rstd * (gamma * dzc[i] - mean_dzh - z[i] * mean_dzh_z);
+            for (int64_t i = 0; i < n; ++i) {
+              dzc[i] = rstd * (gamma * dzc[i] - mean_dzh - z[i] * mean_dzh_z);
+            }
           }
           double dw0 = 0, dw1 = 0, dbias = 0;
           for (int64_t i = 0; i < n; ++i) {
